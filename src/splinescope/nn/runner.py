@@ -1,0 +1,210 @@
+"""Run a model and hand each partition layer's raw tensor to a callback, layer by layer.
+
+Two back-ends: a ``torch.fx`` graph walker (sees functional activations, frees each value at
+its last use, and can start from a precomputed first affine layer) and module hooks (for
+models that do not trace). Callbacks receive ``(layer_index, tensor)`` with the tensor of
+shape ``[batch, *unit_shape]``: the pre-activation for activation units, the output for
+named-module units and the argmax indices for max-pool units.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+OnUnit = Callable[[int, torch.Tensor], None]
+PoolFn = Callable[[tuple, dict], tuple[torch.Tensor, torch.Tensor]]
+
+_SHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "size"}
+_SHAPE_FUNCTIONS = {torch.flatten, torch.reshape}
+_AFFINE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@dataclass(frozen=True)
+class Tap:
+    """Where a layer's units are read: ``when`` is ``"input"``, ``"output"`` or ``"pool"``."""
+
+    index: int
+    when: str
+    pool: PoolFn | None = None
+
+
+@dataclass(frozen=True)
+class FirstAffine:
+    """A model whose input reaches an affine module through shape operations only.
+
+    Its output on ``x + r·u`` equals ``module(x) + r·linear_part(u)``, so the values at all
+    vertices of a shared frame cost one pass over the centres plus one over the directions.
+    """
+
+    node: fx.Node
+    module: nn.Module
+    prefix: tuple[fx.Node, ...]
+
+    def linear_part(self, u: torch.Tensor) -> torch.Tensor:
+        """The module without its bias, applied to ``u`` (already reshaped by the prefix)."""
+        if isinstance(self.module, nn.Linear):
+            return nn.functional.linear(u, self.module.weight)
+        return self.module._conv_forward(u, self.module.weight, None)
+
+
+class FxRunner:
+    """Walks a traced graph, calling taps; frees every intermediate value at its last use."""
+
+    def __init__(self, graph_module: fx.GraphModule, taps: dict[str, list[Tap]]) -> None:
+        self.graph_module = graph_module
+        self.nodes = list(graph_module.graph.nodes)
+        self.taps = {node: taps[node.name] for node in self.nodes if node.name in taps}
+        last_user: dict[fx.Node, fx.Node] = {}
+        for node in self.nodes:
+            for used in node.all_input_nodes:
+                last_user[used] = node
+        self.last_uses: dict[fx.Node, list[fx.Node]] = defaultdict(list)
+        for used, user in last_user.items():
+            self.last_uses[user].append(used)
+        self.first_affine = _find_first_affine(graph_module, self.nodes)
+        self._interpreter = fx.Interpreter(graph_module, garbage_collect_values=False)
+
+    def prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """The first affine module's input for model input ``x`` (requires ``first_affine``)."""
+        assert self.first_affine is not None
+        env: dict[fx.Node, object] = {}
+        self._interpreter.env = env
+        for node in self.first_affine.prefix:
+            env[node] = x if node.op == "placeholder" else self._interpreter.run_node(node)
+        return env[self.first_affine.node.args[0]]
+
+    def run(
+        self, x: torch.Tensor | None, on_unit: OnUnit, injected: torch.Tensor | None = None
+    ) -> object:
+        """Run on ``x``; with ``injected``, start from that value of the first affine module."""
+        interp = self._interpreter
+        env: dict[fx.Node, object] = {}
+        interp.env = env
+        skip = set(self.first_affine.prefix) if injected is not None else set()
+        for node in self.nodes:
+            if node in skip:
+                continue
+            taps = self.taps.get(node, ())
+            value = None
+            if injected is not None and node is self.first_affine.node:
+                value = injected
+            elif node.op == "placeholder":
+                value = x
+            elif node.op == "output":
+                return interp.run_node(node)
+            else:
+                for tap in taps:
+                    if tap.when == "input":
+                        args, _ = interp.fetch_args_kwargs_from_env(node)
+                        on_unit(tap.index, args[0])
+                    elif tap.when == "pool":
+                        args, kwargs = interp.fetch_args_kwargs_from_env(node)
+                        value, indices = tap.pool(args, kwargs)
+                        on_unit(tap.index, indices)
+                if value is None:
+                    value = interp.run_node(node)
+            for tap in taps:
+                if tap.when == "output":
+                    on_unit(tap.index, value)
+            env[node] = value
+            for dead in self.last_uses.get(node, ()):
+                env.pop(dead, None)
+        return None
+
+
+class HookRunner:
+    """Reads units through forward (pre-)hooks on modules; hooks are removed even on error."""
+
+    first_affine = None
+
+    def __init__(self, model: nn.Module, taps: dict[tuple[str, int], list[Tap]]) -> None:
+        self.model = model
+        self.taps = taps
+        self.module_names = sorted({name for name, _ in taps})
+
+    def run(
+        self, x: torch.Tensor | None, on_unit: OnUnit, injected: torch.Tensor | None = None
+    ) -> object:
+        """Run the model on ``x``, calling ``on_unit`` from inside the hooks."""
+        if injected is not None:
+            raise RuntimeError("HookRunner cannot start from an injected first layer")
+        calls: Counter[str] = Counter()
+        modules = dict(self.model.named_modules())
+        handles = []
+
+        def pre_hook(name: str):
+            def hook(module, inputs):
+                for tap in self.taps.get((name, calls[name]), ()):
+                    if tap.when == "input":
+                        on_unit(tap.index, inputs[0])
+
+            return hook
+
+        def post_hook(name: str):
+            def hook(module, inputs, output):
+                call = calls[name]
+                calls[name] += 1
+                for tap in self.taps.get((name, call), ()):
+                    if tap.when == "output":
+                        on_unit(tap.index, output)
+                    elif tap.when == "pool":
+                        on_unit(tap.index, tap.pool(inputs, {})[1])
+
+            return hook
+
+        try:
+            for name in self.module_names:
+                module = modules[name]
+                handles.append(module.register_forward_pre_hook(pre_hook(name)))
+                handles.append(module.register_forward_hook(post_hook(name)))
+            return self.model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+def _is_shape_node(graph_module: fx.GraphModule, node: fx.Node) -> bool:
+    if node.op == "placeholder":
+        return True
+    if node.op == "call_method":
+        return node.target in _SHAPE_METHODS
+    if node.op == "call_function":
+        if node.target is getattr:
+            return node.args[1] == "shape"
+        if node.target is operator.getitem:  # only indexing into a shape, never into data
+            source = node.args[0]
+            return isinstance(source, fx.Node) and (
+                (source.op == "call_function" and source.target is getattr)
+                or (source.op == "call_method" and source.target == "size")
+            )
+        return node.target in _SHAPE_FUNCTIONS
+    if node.op == "call_module":
+        return isinstance(graph_module.get_submodule(node.target), nn.Flatten)
+    return False
+
+
+def _find_first_affine(graph_module: fx.GraphModule, nodes: list[fx.Node]) -> FirstAffine | None:
+    prefix: list[fx.Node] = []
+    for node in nodes:
+        if node.op == "call_module":
+            module = graph_module.get_submodule(node.target)
+            if isinstance(module, _AFFINE_MODULES) and len(node.args) == 1 and not node.kwargs:
+                break
+        if not _is_shape_node(graph_module, node):
+            return None
+        prefix.append(node)
+    else:
+        return None
+    if sum(p.op == "placeholder" for p in prefix) != 1 or node.args[0] not in prefix:
+        return None
+    allowed = set(prefix) | {node}
+    if any(user not in allowed for p in prefix for user in p.users):
+        return None
+    return FirstAffine(node=node, module=module, prefix=tuple(prefix))

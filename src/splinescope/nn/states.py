@@ -1,0 +1,89 @@
+"""Unit states (the activation code) and the per-neighbourhood test "is this unit cut?"."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from splinescope.errors import SplinescopeError
+from splinescope.nn.describe import LayerSelection, describe
+from splinescope.nn.guard import measuring
+from splinescope.nn.units import UnitLayer
+
+
+def unit_states(layer: UnitLayer, raw: torch.Tensor) -> torch.Tensor:
+    """States ``[B, n_units]`` of a layer's units from its raw tensor ``[B, *shape]``.
+
+    int8 ``sign(a - t)`` in {-1, 0, 1} for each threshold ``t`` of activation/output units
+    (``sign(0) = 0`` is a state of its own, as in the published code); int64 argmax index
+    for max-pool units.
+    """
+    flat = raw.reshape(raw.shape[0], -1)
+    if layer.kind == "argmax":
+        return flat
+    if layer.kind == "two_hinge":
+        return torch.cat([torch.sign(flat - t).to(torch.int8) for t in layer.thresholds], dim=1)
+    return torch.sign(flat).to(torch.int8)
+
+
+def _not_constant(values: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``[B, V, U] -> [B, U]``: whether ``sign(values - threshold)`` differs across V."""
+    low, high = torch.aminmax(values, dim=1)
+    constant = (low > threshold) | (high < threshold) | ((low == threshold) & (high == threshold))
+    return ~constant
+
+
+def count_cut_units(layer: UnitLayer, raw: torch.Tensor, n_vertices: int) -> torch.Tensor:
+    """Number of units whose state is not the same at all vertices of each neighbourhood.
+
+    Args:
+        layer: the unit layer the tensor belongs to.
+        raw: ``[B·V, *shape]``, the V vertices of each of B neighbourhoods consecutive.
+        n_vertices: V.
+
+    Returns:
+        int64 ``[B]``. Identical to comparing ``sign(a)`` at every vertex with the first one
+        (the published algorithm), without materialising the signs.
+    """
+    values = raw.reshape(raw.shape[0] // n_vertices, n_vertices, -1)
+    if layer.kind == "argmax":
+        low, high = torch.aminmax(values, dim=1)
+        return (low != high).sum(dim=1)
+    thresholds = layer.thresholds if layer.kind == "two_hinge" else (0.0,)
+    total = _not_constant(values, thresholds[0]).sum(dim=1)
+    for t in thresholds[1:]:
+        total += _not_constant(values, t).sum(dim=1)
+    return total
+
+
+def record_states(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: LayerSelection = None,
+    batch_size: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """The state of every partition unit for each input: the activation code, per layer.
+
+    Args:
+        model: the network (measured in eval mode, left exactly as it was).
+        x: inputs ``[N, *input_shape]`` on the model's device.
+        layers: selection as in :func:`splinescope.nn.describe`.
+        batch_size: inputs per forward pass (default 1024).
+
+    Returns:
+        ``{layer name: states [N, n_units]}`` — int8 signs in {-1, 0, 1} (two columns blocks
+        per neuron for two-hinge units), int64 argmax indices for max-pool units.
+    """
+    if x.shape[0] == 0:
+        raise SplinescopeError("x: empty input set")
+    units = describe(model, x[:1], layers)
+    batch_size = batch_size or 1024
+    chunks: list[list[torch.Tensor]] = [[] for _ in units.layers]
+
+    def keep(index: int, raw: torch.Tensor) -> None:
+        chunks[index].append(unit_states(units.layers[index], raw))
+
+    with measuring(model):
+        for start in range(0, x.shape[0], batch_size):
+            units.runner.run(x[start : start + batch_size], keep)
+    return {layer.name: torch.cat(parts) for layer, parts in zip(units.layers, chunks, strict=True)}
