@@ -200,13 +200,18 @@ def _select(
 
 
 def describe(
-    model: nn.Module, example_input: torch.Tensor, layers: LayerSelection = None
+    model: nn.Module,
+    example_input: torch.Tensor,
+    layers: LayerSelection = None,
+    *,
+    argument: str = "example_input",
 ) -> PartitionUnits:
     """List the units of ``model`` that define its input-space partition.
 
     Args:
         model: any ``nn.Module`` taking one tensor.
         example_input: a batch ``[B, *input_shape]`` (B ≥ 1) used to find unit shapes.
+        argument: the caller's name for ``example_input``, used in error messages.
         layers: ``None`` for every partition unit, or names / glob patterns of units
             (``"net.*"``), or module names whose outputs' signs are used instead.
 
@@ -230,13 +235,13 @@ def describe(
         trace_error = f"{type(error).__name__}: {error}".splitlines()[0]
         graph_module = None
     if graph_module is None:
-        candidates, skipped = _hook_candidates_checked(model, example_input, set())
+        candidates, skipped = _hook_candidates_checked(model, example_input, set(), argument)
     selected, outputs = _select(candidates, layers, module_names)
     if outputs:
         if graph_module is not None:
             graph_module, candidates, skipped = _fx_candidates(model, outputs)
         else:
-            candidates, skipped = _hook_candidates_checked(model, example_input, outputs)
+            candidates, skipped = _hook_candidates_checked(model, example_input, outputs, argument)
         chosen = {c.name for c in selected}
         selected = [
             c
@@ -250,22 +255,24 @@ def describe(
             + (f"; tracing failed: {trace_error}" if trace_error else "")
             + "). Pass module names in `layers` to use their outputs' signs."
         )
-    return _build(model, example_input, selected, skipped, graph_module, trace_error)
+    return _build(model, example_input, selected, skipped, graph_module, trace_error, argument)
 
 
-def _hook_candidates_checked(model, example_input, outputs):
+def _hook_candidates_checked(model, example_input, outputs, argument):
     try:
         return _hook_candidates(model, example_input, outputs)
     except SplinescopeError:
         raise
     except Exception as error:
         raise SplinescopeError(
-            f"example_input of shape {tuple(example_input.shape)} does not fit model "
+            f"{argument}: shape {tuple(example_input.shape)} does not fit model "
             f"{type(model).__name__}: {type(error).__name__}: {error}"
         ) from error
 
 
-def _build(model, example_input, selected, skipped, graph_module, trace_error) -> PartitionUnits:
+def _build(
+    model, example_input, selected, skipped, graph_module, trace_error, argument
+) -> PartitionUnits:
     taps: dict = {}
     for index, c in enumerate(selected):
         taps.setdefault(c.where, []).append(Tap(index, c.when, c.pool))
@@ -280,7 +287,7 @@ def _build(model, example_input, selected, skipped, graph_module, trace_error) -
             runner.run(example_input, record)
     except Exception as error:
         raise SplinescopeError(
-            f"example_input of shape {tuple(example_input.shape)} does not fit model "
+            f"{argument}: shape {tuple(example_input.shape)} does not fit model "
             f"{type(model).__name__}: {type(error).__name__}: {error}"
         ) from error
     layers = []

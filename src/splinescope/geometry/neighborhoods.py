@@ -1,0 +1,85 @@
+"""Neighbourhoods of inputs: cross-polytopes {x ± r·u_k} on shared or per-point directions.
+
+Vertex order matches the published local-complexity code (Humayun et al., ICML 2024):
+``[x + r·u_1, ..., x + r·u_K, x − r·u_1, ..., x − r·u_K]`` and, optionally, ``x`` last.
+
+Directions come from a private ``torch.Generator`` whose seed is derived from the user's seed
+through a hash, so a frame can never coincide with a model initialised right after
+``torch.manual_seed(seed)`` (FINDINGS.md: that collision made LC 2.1x too high).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+
+def derived_seed(seed: int, purpose: str, index: int = 0) -> int:
+    """A 63-bit seed for ``purpose`` that is independent of the user's global seed stream."""
+    digest = hashlib.sha256(f"splinescope:{purpose}:{int(seed)}:{int(index)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def ortho_frame(
+    input_shape: tuple[int, ...],
+    n_directions: int,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """``n_directions`` orthonormal directions ``[K, *input_shape]`` (rows orthonormal, float64 QR).
+
+    Drawn on the CPU from a private generator, so the frame is the same on every device.
+    """
+    dim = int(torch.Size(input_shape).numel())
+    generator = torch.Generator().manual_seed(derived_seed(seed, "ortho-frame"))
+    gaussian = torch.randn(dim, n_directions, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(gaussian)
+    q = q * torch.sign(torch.diagonal(r))  # unique QR: Haar-distributed frame
+    return q.T.reshape(n_directions, *input_shape).to(device=device, dtype=dtype)
+
+
+def ball_directions(
+    point_indices: torch.Tensor,
+    n_directions: int,
+    input_shape: tuple[int, ...],
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Independent random unit directions for each point: ``[B, K, *input_shape]``.
+
+    Point ``i``'s directions depend only on ``(seed, i)``, so results do not depend on batching.
+    """
+    dim = int(torch.Size(input_shape).numel())
+    out = torch.empty(len(point_indices), n_directions, dim, dtype=torch.float64)
+    generator = torch.Generator()
+    for row, index in enumerate(point_indices.tolist()):
+        generator.manual_seed(derived_seed(seed, "ball", index))
+        out[row] = torch.randn(n_directions, dim, generator=generator, dtype=torch.float64)
+    out /= out.norm(dim=-1, keepdim=True)
+    return out.reshape(len(point_indices), n_directions, *input_shape).to(
+        device=device, dtype=dtype
+    )
+
+
+def cross_polytope(
+    points: torch.Tensor, directions: torch.Tensor, radius: float, include_center: bool = False
+) -> torch.Tensor:
+    """Vertices ``[N, V, *shape]`` of ``{x ± r·u_k}`` (V = 2K, + 1 with the centre last).
+
+    Args:
+        points: centres ``[N, *shape]``.
+        directions: ``[K, *shape]`` shared by all points, or ``[N, K, *shape]`` per point.
+        radius: r > 0, in input units.
+        include_center: append the centre as the last vertex.
+    """
+    step = radius * (directions if directions.dim() > points.dim() else directions.unsqueeze(0))
+    centers = points.unsqueeze(1)
+    parts = [centers + step, centers - step]
+    if include_center:
+        parts.append(centers)
+    return torch.cat(parts, dim=1)
