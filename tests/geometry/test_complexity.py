@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from models_for_tests import ConvBNPool, ResidualMLP, mlp
-from published_lc import naive_counts
 from torch import nn
 
+from published_lc import naive_counts
 from splinescope import SplinescopeError, local_complexity
 from splinescope.geometry import cross_polytope, ortho_frame
 
@@ -274,7 +274,7 @@ def test_hooks_removed_even_on_error():
     points = torch.randn(5, 4)
     local_complexity(model, points, radius=0.3, n_vertices=4)  # works through hooks
     model.explode = True
-    with pytest.raises(Exception):
+    with pytest.raises(SplinescopeError, match="boom"):
         local_complexity(model, points, radius=0.3, n_vertices=4)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     assert model.training
