@@ -1,0 +1,142 @@
+"""Shared plotting conventions: the log-step axis, colours and dashes, phenomenon marks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from splinescope.report.phenomena import step_marks
+from splinescope.report.rundata import RunData
+
+# Step 0 (initialisation) cannot sit on a log axis; it is drawn at this x and named in titles.
+ZERO_STEP_X = 0.5
+STEP_AXIS_TITLE = "training step (log scale; step 0 drawn at 0.5)"
+
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+FONT = dict(family="DejaVu Sans, Helvetica, Arial, sans-serif", size=13, color="#222")
+ROW_HEIGHT = 300
+
+
+def color(i: int) -> str:
+    """The i-th colour of the report palette (cycles)."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def dash(i: int) -> str:
+    """The i-th dash style (cycles)."""
+    return DASHES[i % len(DASHES)]
+
+
+def step_x(steps: np.ndarray) -> np.ndarray:
+    """x coordinates of training steps on the log axis (step 0 -> ZERO_STEP_X), float64 [T]."""
+    x = np.asarray(steps, dtype=np.float64)
+    return np.where(x <= 0, ZERO_STEP_X, x)
+
+
+def run_labels(runs: Sequence[RunData]) -> list[str]:
+    """Legend names of runs: the run name, with the id appended where names repeat."""
+    names = [r.name for r in runs]
+    return [f"{r.name} ({r.run_id[:8]})" if names.count(r.name) > 1 else r.name for r in runs]
+
+
+def line(
+    steps: np.ndarray,
+    values: np.ndarray,
+    name: str,
+    line_color: str,
+    line_dash: str = "solid",
+    legendgroup: str | None = None,
+    showlegend: bool = True,
+) -> go.Scatter:
+    """A curve over the log-step axis; hover shows the true step and the value."""
+    return go.Scatter(
+        x=step_x(steps),
+        y=np.asarray(values, dtype=np.float64),
+        customdata=np.asarray(steps, dtype=np.int64),
+        mode="lines+markers" if len(steps) < 30 else "lines",
+        marker=dict(size=5),
+        name=name,
+        legendgroup=legendgroup or name,
+        showlegend=showlegend,
+        line=dict(color=line_color, dash=line_dash, width=2),
+        hovertemplate="step %{customdata:,}<br>%{y:.4g}<extra>" + name + "</extra>",
+    )
+
+
+def add_phenomenon_marks(
+    fig: go.Figure,
+    runs: Sequence[RunData],
+    rows: Sequence[tuple[int, float, float]],
+    col: int = 1,
+) -> None:
+    """Vertical dotted lines at each run's phenomenon steps, spanning (row, y0, y1) of each row.
+
+    One legend entry per phenomenon (and run, when several), toggling the line in all rows.
+    """
+    labels = run_labels(runs)
+    for ri, run in enumerate(runs):
+        for mi, (key, label, step) in enumerate(step_marks(run.summary)):
+            name = label if len(runs) == 1 else f"{labels[ri]}: {label}"
+            mark_color = "#555" if len(runs) == 1 else color(ri)
+            group = f"mark-{ri}-{key}"
+            for k, (row, y0, y1) in enumerate(rows):
+                fig.add_trace(
+                    go.Scatter(
+                        x=[step_x(np.array([step]))[0]] * 2,
+                        y=[y0, y1],
+                        mode="lines",
+                        name=name,
+                        legendgroup=group,
+                        showlegend=k == 0,
+                        line=dict(color=mark_color, dash=dash(mi + 2), width=1.2),
+                        opacity=0.8,
+                        hovertemplate=f"{name}: step {step:,}<extra></extra>",
+                    ),
+                    row=row,
+                    col=col,
+                )
+
+
+def style(fig: go.Figure, title: str, n_rows: int = 1, log_x: bool = True) -> go.Figure:
+    """Common layout: white print-friendly background, legend on the right, log-step x axes."""
+    fig.update_layout(
+        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=16)),
+        font=FONT,
+        template="plotly_white",
+        height=ROW_HEIGHT * n_rows + 90,
+        margin=dict(l=70, r=20, t=60, b=60),
+        legend=dict(font=dict(size=11), itemsizing="constant"),
+        hovermode="closest",
+    )
+    if log_x:
+        fig.update_xaxes(type="log", dtick=1, showgrid=True, gridcolor="#e5e5e5")
+    fig.update_yaxes(showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+    return fig
+
+
+def finite_range(values: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(min, max) over the finite entries of several arrays; (0, 1) when there are none."""
+    parts = [np.asarray(v, dtype=np.float64) for v in values]
+    parts = [p[np.isfinite(p)] for p in parts]
+    parts = [p for p in parts if p.size]
+    if not parts:
+        return 0.0, 1.0
+    allv = np.concatenate(parts)
+    lo, hi = float(allv.min()), float(allv.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi

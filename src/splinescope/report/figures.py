@@ -1,0 +1,417 @@
+"""The report's interactive figures, built from RunData (one run or several overlaid).
+
+Each builder returns a ``ReportFigure`` or None when no run has the data it shows. With one
+run, colours tell the series apart (train / test / random / adversarial); with several,
+colours tell the runs apart and dash styles the series.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from splinescope.report import _plotting as P
+from splinescope.report.rundata import RunData
+
+# Probes that have a dedicated figure; any other probe gets a generic small-multiples figure.
+KNOWN_PROBES = ("accuracy", "adversarial", "lc", "weights", "units", "hessian", "codes")
+_LAYER_KEY = re.compile(r"^(train|test|random)/(.+)$")
+_CLASS_KEY = re.compile(r"^class_(.+)_total$")
+_TOP_KEY = re.compile(r"^top_(\d+)$")
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """A figure of the report: HTML id (slug), title, one-line caption and the plotly figure."""
+
+    slug: str
+    title: str
+    caption: str
+    figure: go.Figure
+
+
+Series = tuple[str, str, str]  # (probe, key, label)
+
+
+def _series_color(label: str, i: int) -> str:
+    for j, prefix in enumerate(("train", "test", "random")):
+        if label.startswith(prefix):
+            return P.color(j)
+    return P.color(3 + i)
+
+
+def _add_series(
+    fig: go.Figure, runs: Sequence[RunData], series: Sequence[Series], row: int, col: int = 1
+) -> list[np.ndarray]:
+    """Add one curve per (run, series) with data; return the plotted value arrays."""
+    labels = P.run_labels(runs)
+    plotted = []
+    for ri, run in enumerate(runs):
+        for si, (probe, key, label) in enumerate(series):
+            steps, values = run.series(probe, key)
+            if len(steps) == 0:
+                continue
+            if len(runs) == 1:
+                name, c, d = label, _series_color(label, si), "solid"
+            else:
+                name, c, d = f"{labels[ri]}: {label}", P.color(ri), P.dash(si)
+            fig.add_trace(P.line(steps, values, name, c, d), row=row, col=col)
+            plotted.append(values)
+    return plotted
+
+
+def _any(runs: Sequence[RunData], series: Sequence[Series]) -> bool:
+    return any(len(r.series(p, k)[0]) for r in runs for p, k, _ in series)
+
+
+def _adversarial_series(runs: Sequence[RunData]) -> list[Series]:
+    keys = dict.fromkeys(k for r in runs for k in r.keys("adversarial") if k.endswith("_acc"))
+    return [("adversarial", k, "adversarial " + k[: -len("_acc")].replace("_", " ")) for k in keys]
+
+
+def accuracy_lc_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+    """Accuracy (train / test / adversarial) above local complexity (train / test / random
+    totals) on one shared log-step axis, with the phenomena marked as vertical lines."""
+    acc: list[Series] = [
+        ("accuracy", "train_acc", "train acc"),
+        ("accuracy", "test_acc", "test acc"),
+        *_adversarial_series(runs),
+    ]
+    lc: list[Series] = [
+        ("lc", "train_total", "train LC"),
+        ("lc", "test_total", "test LC"),
+        ("lc", "random_total", "random LC"),
+    ]
+    panels = [(s, t) for s, t in ((acc, "accuracy"), (lc, "local complexity")) if _any(runs, s)]
+    if not panels:
+        return None
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    mark_rows = []
+    for row, (series, ytitle) in enumerate(panels, start=1):
+        lo, hi = P.finite_range(_add_series(fig, runs, series, row))
+        if ytitle == "accuracy":
+            lo, hi = min(lo, 0.0), max(hi, 1.0)
+        mark_rows.append((row, lo, hi))
+        fig.update_yaxes(title_text=ytitle, row=row, col=1)
+    P.add_phenomenon_marks(fig, runs, mark_rows)
+    P.style(fig, "Accuracy and local complexity", n_rows=len(panels))
+    fig.update_xaxes(title_text=P.STEP_AXIS_TITLE, row=len(panels), col=1)
+    return ReportFigure(
+        "accuracy-lc",
+        "Accuracy and local complexity",
+        "Train, test and adversarial accuracy above the local complexity (neurons whose "
+        "hyperplane cuts a small neighbourhood) near train, test and random points; dotted "
+        "verticals mark the detected phenomena.",
+        fig,
+    )
+
+
+def loss_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+    """Train and test loss over steps (log-log)."""
+    series: list[Series] = [
+        ("accuracy", "train_loss", "train loss"),
+        ("accuracy", "test_loss", "test loss"),
+    ]
+    if not _any(runs, series):
+        return None
+    fig = make_subplots(rows=1, cols=1)
+    values = _add_series(fig, runs, series, 1)
+    P.style(fig, "Loss")
+    positive = all(np.all(v[np.isfinite(v)] > 0) for v in values)
+    fig.update_yaxes(title_text="loss", type="log" if positive else "linear")
+    fig.update_xaxes(title_text=P.STEP_AXIS_TITLE)
+    return ReportFigure("loss", "Loss", "Train and test loss.", fig)
+
+
+def _keys_matching(runs: Sequence[RunData], probe: str, pattern: re.Pattern) -> list[str]:
+    return list(dict.fromkeys(k for r in runs for k in r.keys(probe) if pattern.match(k)))
+
+
+def lc_layers_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+    """Local complexity per layer, one panel per point set (train / test / random)."""
+    keys = _keys_matching(runs, "lc", _LAYER_KEY)
+    if not keys:
+        return None
+    splits = [s for s in ("train", "test", "random") if any(k.startswith(s + "/") for k in keys)]
+    layers = list(dict.fromkeys(_LAYER_KEY.match(k).group(2) for k in keys))
+    fig = make_subplots(
+        rows=1, cols=len(splits), shared_yaxes=True, subplot_titles=splits, horizontal_spacing=0.04
+    )
+    labels = P.run_labels(runs)
+    for col, split in enumerate(splits, start=1):
+        for ri, run in enumerate(runs):
+            for li, layer in enumerate(layers):
+                steps, values = run.series("lc", f"{split}/{layer}")
+                if len(steps) == 0:
+                    continue
+                name = layer if len(runs) == 1 else f"{labels[ri]}: {layer}"
+                trace = P.line(steps, values, name, P.color(li), P.dash(ri), showlegend=col == 1)
+                fig.add_trace(trace, row=1, col=col)
+        fig.update_xaxes(title_text="step (log)", row=1, col=col)
+    P.style(fig, "Local complexity per layer")
+    fig.update_yaxes(title_text="LC of layer", row=1, col=1)
+    return ReportFigure(
+        "lc-layers",
+        "Local complexity per layer",
+        "Each layer's contribution to the local complexity, near train, test and random points.",
+        fig,
+    )
+
+
+def lc_class_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+    """Local complexity near the training points of each class."""
+    keys = _keys_matching(runs, "lc", _CLASS_KEY)
+    if not keys:
+        return None
+    keys.sort(key=lambda k: (len(_CLASS_KEY.match(k).group(1)), k))
+    fig = make_subplots(rows=1, cols=1)
+    labels = P.run_labels(runs)
+    for ri, run in enumerate(runs):
+        for ci, key in enumerate(keys):
+            steps, values = run.series("lc", key)
+            if len(steps) == 0:
+                continue
+            cls = _CLASS_KEY.match(key).group(1)
+            name = f"class {cls}" if len(runs) == 1 else f"{labels[ri]}: class {cls}"
+            fig.add_trace(P.line(steps, values, name, P.color(ci), P.dash(ri)), row=1, col=1)
+    P.style(fig, "Local complexity per class")
+    fig.update_yaxes(title_text="LC (train points of the class)")
+    fig.update_xaxes(title_text=P.STEP_AXIS_TITLE)
+    return ReportFigure(
+        "lc-class", "Local complexity per class", "LC near the training points of each class.", fig
+    )
+
+
+def weights_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+    """Total weight norm, and per-layer norms below it when logged."""
+    total: list[Series] = [("weights", "total_norm", "total norm")]
+    layer_keys = list(
+        dict.fromkeys(k for r in runs for k in r.keys("weights") if k.startswith("norm/"))
+    )
+    has_total = _any(runs, total)
+    if not has_total and not layer_keys:
+        return None
+    n_rows = int(has_total) + int(bool(layer_keys))
+    fig = make_subplots(rows=n_rows, cols=1, shared_xaxes=True, vertical_spacing=0.1)
+    row = 1
+    if has_total:
+        _add_series(fig, runs, total, row)
+        fig.update_yaxes(title_text="‖θ‖₂ (all parameters)", row=row, col=1)
+        row += 1
+    if layer_keys:
+        labels = P.run_labels(runs)
+        for ri, run in enumerate(runs):
+            for li, key in enumerate(layer_keys):
+                steps, values = run.series("weights", key)
+                if len(steps) == 0:
+                    continue
+                layer = key[len("norm/") :]
+                name = layer if len(runs) == 1 else f"{labels[ri]}: {layer}"
+                fig.add_trace(P.line(steps, values, name, P.color(li), P.dash(ri)), row=row, col=1)
+        fig.update_yaxes(title_text="norm per layer", row=row, col=1)
+    P.style(fig, "Weight norm", n_rows=n_rows)
+    fig.update_xaxes(title_text=P.STEP_AXIS_TITLE, row=n_rows, col=1)
+    return ReportFigure("weights", "Weight norm", "Euclidean norm of the parameters.", fig)
+
+
+def hessian_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+    """Top Hessian eigenvalues over time, and the Hutchinson trace (± its standard error)."""
+    tops = list(dict.fromkeys(k for r in runs for k in r.keys("hessian") if _TOP_KEY.match(k)))
+    tops.sort(key=lambda k: int(_TOP_KEY.match(k).group(1)))
+    trace: list[Series] = [("hessian", "trace", "trace")]
+    has_trace = _any(runs, trace)
+    if not tops and not has_trace:
+        return None
+    n_rows = int(bool(tops)) + int(has_trace)
+    fig = make_subplots(rows=n_rows, cols=1, shared_xaxes=True, vertical_spacing=0.1)
+    labels = P.run_labels(runs)
+    row = 1
+    if tops:
+        for ri, run in enumerate(runs):
+            for ti, key in enumerate(tops):
+                steps, values = run.series("hessian", key)
+                if len(steps) == 0:
+                    continue
+                lab = f"λ{_TOP_KEY.match(key).group(1)}"
+                name = lab if len(runs) == 1 else f"{labels[ri]}: {lab}"
+                c = P.color(ti) if len(runs) == 1 else P.color(ri)
+                d = "solid" if len(runs) == 1 else P.dash(ti)
+                fig.add_trace(P.line(steps, values, name, c, d), row=row, col=1)
+        fig.update_yaxes(title_text="top eigenvalues", row=row, col=1)
+        row += 1
+    if has_trace:
+        for ri, run in enumerate(runs):
+            steps, values = run.series("hessian", "trace")
+            if len(steps) == 0:
+                continue
+            name = "trace" if len(runs) == 1 else f"{labels[ri]}: trace"
+            c = P.color(0 if len(runs) == 1 else ri)
+            se_steps, se = run.series("hessian", "trace_se")
+            if len(se_steps) == len(steps) and np.array_equal(se_steps, steps):
+                x = P.step_x(steps)
+                band = go.Scatter(
+                    x=np.concatenate([x, x[::-1]]),
+                    y=np.concatenate([values + se, (values - se)[::-1]]),
+                    fill="toself",
+                    fillcolor=c,
+                    opacity=0.2,
+                    line=dict(width=0),
+                    name=f"{name} ± s.e.",
+                    legendgroup=name,
+                    hoverinfo="skip",
+                )
+                fig.add_trace(band, row=row, col=1)
+            fig.add_trace(P.line(steps, values, name, c), row=row, col=1)
+        fig.update_yaxes(title_text="trace (Hutchinson)", row=row, col=1)
+    P.style(fig, "Loss curvature (Hessian)", n_rows=n_rows)
+    fig.update_xaxes(title_text=P.STEP_AXIS_TITLE, row=n_rows, col=1)
+    return ReportFigure(
+        "hessian",
+        "Loss curvature (Hessian)",
+        "Largest eigenvalues of the loss Hessian and its trace (shaded: ± one standard error).",
+        fig,
+    )
+
+
+def _spread(items: Sequence, k: int) -> list:
+    """Up to k items evenly spread, always keeping the first and the last."""
+    if len(items) <= k:
+        return list(items)
+    idx = np.unique(np.round(np.linspace(0, len(items) - 1, k)).astype(int))
+    return [items[i] for i in idx]
+
+
+def density_figure(runs: Sequence[RunData], max_steps: int = 4) -> ReportFigure | None:
+    """Hessian spectral density (stored arrays density_grid, density) at up to ``max_steps``
+    steps per run, one panel per run, log density axis."""
+    have = []
+    for run in runs:
+        grids = dict(run.array_steps("hessian", "density_grid"))
+        dens = run.array_steps("hessian", "density")
+        pairs = [(s, grids[s], d) for s, d in dens if s in grids]
+        if pairs:
+            have.append((run, _spread(pairs, max_steps)))
+    if not have:
+        return None
+    labels = dict(zip((r.run_id for r in runs), P.run_labels(runs), strict=True))
+    cols = min(len(have), 2)
+    rows = math.ceil(len(have) / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[labels[r.run_id] for r, _ in have])
+    for i, (run, pairs) in enumerate(have):
+        row, col = i // cols + 1, i % cols + 1
+        for j, (step, grid, density) in enumerate(pairs):
+            shade = j / max(len(pairs) - 1, 1)
+            c = f"rgba({int(31 + 180 * shade)}, {int(119 - 80 * shade)}, {int(180 - 140 * shade)}, 1)"
+            d = np.asarray(density, dtype=np.float64).ravel()
+            g = np.asarray(grid, dtype=np.float64).ravel()
+            floor = max(float(d.max()) * 1e-6, 1e-300)
+            fig.add_trace(
+                go.Scatter(
+                    x=g,
+                    y=np.maximum(d, floor),
+                    mode="lines",
+                    name=f"{labels[run.run_id]}: step {step:,}"
+                    if len(have) > 1
+                    else f"step {step:,}",
+                    line=dict(color=c, width=2),
+                    hovertemplate="λ=%{x:.4g}<br>density %{y:.3g}<extra></extra>",
+                ),
+                row=row,
+                col=col,
+            )
+        fig.update_xaxes(title_text="eigenvalue", row=row, col=col)
+        fig.update_yaxes(title_text="density", type="log", row=row, col=col)
+    P.style(fig, "Hessian spectral density", n_rows=rows, log_x=False)
+    return ReportFigure(
+        "hessian-density",
+        "Hessian spectral density",
+        "Smoothed eigenvalue density of the loss Hessian at a few steps (darker: later).",
+        fig,
+    )
+
+
+def small_multiples(
+    runs: Sequence[RunData], probe: str, title: str, caption: str, max_panels: int = 12
+) -> ReportFigure | None:
+    """One panel per scalar key of ``probe`` (up to ``max_panels``), one curve per run."""
+    keys = list(dict.fromkeys(k for r in runs for k in r.keys(probe)))[:max_panels]
+    if not keys:
+        return None
+    cols = min(len(keys), 3)
+    rows = math.ceil(len(keys) / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=keys,
+        horizontal_spacing=0.08,
+        vertical_spacing=min(0.15, 0.5 / rows),
+    )
+    labels = P.run_labels(runs)
+    for ki, key in enumerate(keys):
+        row, col = ki // cols + 1, ki % cols + 1
+        for ri, run in enumerate(runs):
+            steps, values = run.series(probe, key)
+            if len(steps) == 0:
+                continue
+            name = labels[ri] if len(runs) > 1 else key
+            c = P.color(ri) if len(runs) > 1 else P.color(ki)
+            fig.add_trace(
+                P.line(
+                    steps, values, name, c, legendgroup=name, showlegend=len(runs) > 1 and ki == 0
+                ),
+                row=row,
+                col=col,
+            )
+    P.style(fig, title, n_rows=rows)
+    fig.update_layout(height=240 * rows + 100, showlegend=len(runs) > 1)
+    return ReportFigure(f"probe-{probe}", title, caption, fig)
+
+
+def units_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+    """Fractions of dead and always-on units over steps."""
+    return small_multiples(
+        runs,
+        "units",
+        "Unit activity",
+        "Fraction of units never active (dead) and always active on the probe points.",
+    )
+
+
+def codes_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+    """Activation-code metrics (determinism, categorisation) over steps."""
+    return small_multiples(
+        runs,
+        "codes",
+        "Activation codes",
+        "Metrics of the units' on/off patterns read as codes of the input's linear region.",
+    )
+
+
+BUILDERS: tuple[Callable[[Sequence[RunData]], ReportFigure | None], ...] = (
+    accuracy_lc_figure,
+    loss_figure,
+    lc_layers_figure,
+    lc_class_figure,
+    weights_figure,
+    units_figure,
+    hessian_figure,
+    density_figure,
+    codes_figure,
+)
+
+
+def all_figures(runs: Sequence[RunData]) -> list[ReportFigure]:
+    """Every figure the runs have data for, in reading order; unknown probes come last."""
+    figures = [f for b in BUILDERS if (f := b(runs)) is not None]
+    others = dict.fromkeys(p for r in runs for p in r.probes() if p not in KNOWN_PROBES)
+    for probe in others:
+        fig = small_multiples(runs, probe, f"Probe “{probe}”", f"Scalars logged by probe {probe}.")
+        if fig is not None:
+            figures.append(fig)
+    return figures
