@@ -1,0 +1,196 @@
+"""The store's SQLite file: where it lives, how it is opened, its schema and schema version.
+
+One file, ``runs_dir/splinescope.sqlite``, in WAL mode: any number of processes read while
+one writes, and writers from several processes queue on SQLite's lock (``busy_timeout``)
+instead of failing. Every write is a short ``BEGIN IMMEDIATE ... COMMIT``; a committed
+transaction survives the death of its process (``kill -9`` included).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from splinescope.errors import SplinescopeError
+
+DB_FILENAME = "splinescope.sqlite"
+
+#: Bumped on every incompatible change of the tables below; stored as ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+#: Seconds a connection waits for another process's write lock before giving up.
+DEFAULT_TIMEOUT_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE runs (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    config      TEXT NOT NULL,           -- JSON object
+    env         TEXT NOT NULL,           -- JSON object: versions, device, hostname, pid, seed
+    status      TEXT NOT NULL CHECK (status IN ('running', 'finished', 'crashed', 'interrupted')),
+    created_at  REAL NOT NULL,           -- epoch seconds (UTC)
+    updated_at  REAL NOT NULL,
+    heartbeat   REAL NOT NULL,
+    hostname    TEXT NOT NULL,           -- the process that owns a "running" run
+    pid         INTEGER NOT NULL,
+    pid_start   TEXT,                    -- its start time (Linux /proc), guards against pid reuse
+    summary     TEXT NOT NULL            -- JSON object
+);
+CREATE INDEX runs_name ON runs (name);
+
+CREATE TABLE metrics (
+    run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step    INTEGER NOT NULL,
+    probe   TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    value   REAL,                        -- NULL stands for NaN (SQLite has no NaN)
+    UNIQUE (run_id, probe, key, step)
+);
+
+CREATE TABLE arrays (
+    run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step    INTEGER NOT NULL,
+    probe   TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    npy     BLOB NOT NULL,               -- the array in .npy format (dtype, shape, order kept)
+    UNIQUE (run_id, probe, key, step)
+);
+
+CREATE TABLE errors (
+    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step       INTEGER,
+    probe      TEXT NOT NULL,
+    message    TEXT NOT NULL,
+    traceback  TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX errors_run ON errors (run_id, step);
+"""
+
+
+def db_path(runs_dir: str | os.PathLike[str]) -> Path:
+    """The store file of a runs directory: ``runs_dir/splinescope.sqlite``."""
+    return Path(runs_dir) / DB_FILENAME
+
+
+def ensure_writable_dir(runs_dir: str | os.PathLike[str]) -> Path:
+    """Create ``runs_dir`` if needed and prove that files can be created in it.
+
+    Raises SplinescopeError naming the directory and the OS's reason otherwise. The check
+    creates and removes a temporary file, so it holds for root too (where permission bits
+    alone say nothing) and for read-only mounts.
+    """
+    path = Path(runs_dir).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".splinescope-probe-"):
+            pass
+    except OSError as exc:
+        raise SplinescopeError(
+            f"runs_dir {str(path)!r} is not a writable directory "
+            f"({exc.strerror or type(exc).__name__}); choose another runs directory"
+        ) from exc
+    return path
+
+
+def _configure(con: sqlite3.Connection, timeout_s: float) -> None:
+    con.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+    con.execute("PRAGMA foreign_keys = ON")
+
+
+def _version_error(path: Path, found: int) -> SplinescopeError:
+    return SplinescopeError(
+        f"run store {str(path)!r} has schema version {found}, but this splinescope reads "
+        f"schema version {SCHEMA_VERSION}; use a splinescope release that matches the store, "
+        f"or a new runs directory"
+    )
+
+
+def _check_version(con: sqlite3.Connection, path: Path) -> None:
+    (found,) = con.execute("PRAGMA user_version").fetchone()
+    if found != SCHEMA_VERSION:
+        raise _version_error(path, found)
+
+
+def open_for_writing(runs_dir: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> sqlite3.Connection:
+    """Open (creating if absent) the store of ``runs_dir`` for reading and writing.
+
+    The schema is created under the write lock, so processes that open a new runs
+    directory at the same moment create it exactly once. A store of another schema version
+    raises SplinescopeError naming both versions.
+    """
+    path = db_path(runs_dir)
+    con = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+    try:
+        _configure(con, timeout_s)
+        (mode,) = con.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode.lower() != "wal":
+            raise SplinescopeError(
+                f"run store {str(path)!r} could not be switched to WAL mode (got {mode!r}); "
+                "is the runs directory on a network file system?"
+            )
+        # NORMAL in WAL mode: a commit is durable against the death of the process (the WAL
+        # is written before COMMIT returns); only an OS crash or power cut may lose the last
+        # commits, and never corrupts the file. FULL would add an fsync per commit.
+        con.execute("PRAGMA synchronous = NORMAL")
+        (found,) = con.execute("PRAGMA user_version").fetchone()
+        if found == 0:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                (found,) = con.execute("PRAGMA user_version").fetchone()
+                if found == 0:
+                    tables = con.execute(
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                    ).fetchone()[0]
+                    if tables:
+                        raise SplinescopeError(
+                            f"{str(path)!r} is an SQLite file with tables but no splinescope "
+                            "schema version (0); it is not a splinescope run store"
+                        )
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            con.execute(statement)
+                    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        _check_version(con, path)
+    except sqlite3.Error as exc:
+        con.close()
+        raise SplinescopeError(f"cannot open run store {str(path)!r}: {exc}") from exc
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def open_for_reading(
+    runs_dir: str | os.PathLike[str], timeout_s: float = DEFAULT_TIMEOUT_S
+) -> sqlite3.Connection | None:
+    """Open the store of ``runs_dir`` read-only, or return None if there is no store yet.
+
+    Never creates the store. A store of another schema version raises SplinescopeError.
+    """
+    path = db_path(runs_dir)
+    if not path.is_file():
+        return None
+    uri = path.resolve().as_uri() + "?mode=ro"
+    try:
+        con = sqlite3.connect(
+            uri, uri=True, timeout=timeout_s, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise SplinescopeError(f"cannot open run store {str(path)!r}: {exc}") from exc
+    try:
+        _configure(con, timeout_s)
+        _check_version(con, path)
+    except sqlite3.Error as exc:
+        con.close()
+        raise SplinescopeError(f"cannot read run store {str(path)!r}: {exc}") from exc
+    except BaseException:
+        con.close()
+        raise
+    return con
