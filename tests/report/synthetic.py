@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -90,8 +91,8 @@ def scalar_rows(seed: int = 0, last: int = 20000) -> list[tuple[int, str, dict[s
     return out
 
 
-def partition_png(step: int, size: int = 120) -> np.ndarray:
-    """A PNG (as a uint8 byte array) of a toy partition picture that changes with ``step``."""
+@functools.lru_cache(maxsize=64)
+def _partition_png(step: int, size: int) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +111,12 @@ def partition_png(step: int, size: int = 120) -> np.ndarray:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+    return buf.getvalue()
+
+
+def partition_png(step: int, size: int = 120) -> np.ndarray:
+    """A PNG (as a uint8 byte array) of a toy partition picture that changes with ``step``."""
+    return np.frombuffer(_partition_png(step, size), dtype=np.uint8).copy()
 
 
 def array_rows(last: int = 20000) -> list[tuple[int, str, str, np.ndarray]]:
@@ -137,3 +143,46 @@ def metrics_frame(seed: int = 0, last: int = 20000) -> pd.DataFrame:
 def arrays_frame(last: int = 20000) -> pd.DataFrame:
     """The synthetic arrays as the store's load_arrays returns them (step, probe, key, array)."""
     return pd.DataFrame(array_rows(last), columns=["step", "probe", "key", "array"])
+
+
+def store_run(
+    runs_dir,
+    name: str = "grok-digits",
+    *,
+    last: int = 20000,
+    seed: int = 0,
+    status: str | None = "finished",
+    summary: dict | None = SUMMARY,
+    with_arrays: bool = True,
+    config: dict | None = None,
+) -> str:
+    """Log a synthetic run into the RunStore at ``runs_dir`` the way a monitor would; return
+    its id. ``status`` None leaves it "running" (live while this process lives)."""
+    from splinescope.store import RunStore
+
+    store = RunStore(runs_dir)
+    try:
+        cfg = (
+            config
+            if config is not None
+            else {
+                "preset": "grok-digits",
+                "model": {"widths": [64, 200, 200, 10], "init_scale": 8.0},
+                "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
+                "steps": last,
+            }
+        )
+        run_id = store.create_run(name, cfg, seed=seed)
+        with store.batch():
+            for step, probe, values in scalar_rows(seed, last):
+                store.log_scalars(run_id, step, probe, values)
+            if with_arrays:
+                for step, probe, key, array in array_rows(last):
+                    store.log_array(run_id, step, probe, key, array)
+        if summary is not None:
+            store.set_summary(run_id, summary)
+        if status is not None:
+            store.set_status(run_id, status)
+    finally:
+        store.close()
+    return run_id

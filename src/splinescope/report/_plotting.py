@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -112,14 +113,31 @@ def add_phenomenon_marks(
 
 
 def style(fig: go.Figure, title: str, n_rows: int = 1, log_x: bool = True) -> go.Figure:
-    """Common layout: white print-friendly background, legend on the right, log-step x axes."""
+    """Common layout: white print-friendly background, log-step x axes; the legend on the
+    right, or above the plot in rows when it has many entries (it then prints whole)."""
+    n_legend = sum(1 for t in fig.data if t.showlegend is not False)
+    height, top = ROW_HEIGHT * n_rows + 90, 60
+    legend = dict(font=dict(size=11), itemsizing="constant")
+    if n_legend > 12:
+        extra = 21 * math.ceil(n_legend / 3)
+        height, top = height + extra, top + extra
+        legend |= dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom")
     fig.update_layout(
-        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=16)),
+        title=dict(
+            text=title,
+            x=0.01,
+            xanchor="left",
+            y=1,
+            yref="container",
+            yanchor="top",
+            pad=dict(t=12),
+            font=dict(size=16),
+        ),
         font=FONT,
         template="plotly_white",
-        height=ROW_HEIGHT * n_rows + 90,
-        margin=dict(l=70, r=20, t=60, b=60),
-        legend=dict(font=dict(size=11), itemsizing="constant"),
+        height=height,
+        margin=dict(l=70, r=20, t=top, b=60),
+        legend=legend,
         hovermode="closest",
     )
     if log_x:

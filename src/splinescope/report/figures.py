@@ -125,6 +125,8 @@ def loss_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     P.style(fig, "Loss")
     positive = all(np.all(v[np.isfinite(v)] > 0) for v in values)
     fig.update_yaxes(title_text="loss", type="log" if positive else "linear")
+    if positive:
+        fig.update_yaxes(dtick=1)
     fig.update_xaxes(title_text=P.STEP_AXIS_TITLE)
     return ReportFigure("loss", "Loss", "Train and test loss.", fig)
 
