@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -23,13 +24,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from splinescope.errors import SplinescopeError
-from splinescope.robustness._state import measuring
+from splinescope.nn.guard import measuring
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NORMS = ("linf", "l2")
 ATTACKS = ("pgd", "fgsm")
 _PGD_ARGS = {"eps", "step_size", "steps", "norm", "domain", "random_start", "seed", "loss_fn"}
 _FGSM_ARGS = {"eps", "norm", "domain", "loss_fn"}
+
+
+@contextmanager
+def attacking(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode with gradients on (even inside ``no_grad``/``inference_mode``);
+    modes and every global RNG restored on exit (:func:`splinescope.nn.guard.measuring`).
+
+    Attacks differentiate only with respect to their input (``torch.autograd.grad``), so
+    parameters' ``.grad`` and ``requires_grad`` are never touched, and in eval mode BatchNorm
+    buffers do not move.
+    """
+    with measuring(model), torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 def _summed_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -173,7 +187,7 @@ def _input_gradient(
 
 
 def _run_pgd(model: nn.Module, plan: _Plan, chunk: slice = slice(None)) -> torch.Tensor:
-    """The PGD loop itself, on the samples ``chunk``; call inside :func:`measuring`."""
+    """The PGD loop itself, on the samples ``chunk``; call inside :func:`attacking`."""
     x, y, eps, norm = plan.x[chunk], plan.y[chunk], plan.eps, plan.norm
     x_adv = (x + _project(plan.delta0[chunk], eps, norm)).clamp(plan.lo, plan.hi)
     for _ in range(plan.steps):
@@ -229,7 +243,7 @@ def pgd(
         seed=seed,
         loss_fn=loss_fn,
     )
-    with measuring(model):
+    with attacking(model):
         x_adv = _run_pgd(model, plan)
     return x_adv.to(x.device)
 
@@ -297,7 +311,7 @@ def adversarial_accuracy(
         raise SplinescopeError("x is empty: adversarial accuracy of no samples is undefined")
     size = n if batch_size is None else batch_size
     correct = 0
-    with measuring(model):
+    with attacking(model):
         for start in range(0, n, size):
             chunk = slice(start, start + size)
             x_adv = _run_pgd(model, plan, chunk)
