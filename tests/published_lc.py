@@ -22,7 +22,8 @@ def naive_counts(
 ) -> torch.Tensor:
     """Counts ``[N, len(modules)]`` of units with non-constant sign over each point's vertices.
 
-    ``use_input`` reads each module's input (e.g. a ReLU's pre-activation) instead of its output.
+    ``use_input`` reads each module's input (e.g. a ReLU's pre-activation) instead of its output;
+    outputs are kept without copying, as the published code does (no in-place activations).
     """
     n, v = hull.shape[:2]
     captured: dict[int, list[torch.Tensor]] = {}
@@ -37,7 +38,7 @@ def naive_counts(
         else:
             handles.append(
                 module.register_forward_hook(
-                    lambda m, inp, out, i=i: captured.setdefault(i, []).append(out.clone())
+                    lambda m, inp, out, i=i: captured.setdefault(i, []).append(out)
                 )
             )
     out = torch.zeros(n, len(modules), dtype=torch.int64)
