@@ -1,0 +1,261 @@
+"""Curvature of a model's loss: top-k eigenvalues, trace, spectral density, and a summary.
+
+Each function builds a :class:`~splinescope.landscape.operators.CurvatureOperator` (Hessian by
+default, ``curvature="ggn"`` for the generalized Gauss-Newton matrix) over ``data`` and runs
+the matching algorithm on it. They share these keyword arguments:
+
+- ``params``: names of parameters or modules to restrict to (default: all trainable),
+- ``curvature``: ``"hessian"`` or ``"ggn"``,
+- ``batch_size``: micro-batch size (products are summed exactly over micro-batches),
+- ``bn_mode``: ``"eval"`` (default) or ``"train"`` (single batch only),
+- ``reduction``: ``"mean"`` (``loss_fn`` averages; default) or ``"sum"``,
+- ``seed``: seeds a private generator for the random vectors (the global RNG is untouched).
+
+Nothing about the model changes: ``.grad`` fields, modes, parameters, buffers and the global
+RNG states (torch, CUDA, numpy, python) are as they were on return, also on error.
+
+Example::
+
+    >>> res = hessian_eigenvalues(model, nn.CrossEntropyLoss(), (x, y), k=5)
+    >>> res.eigenvalues, res.residual_norms, res.converged, res.n_hvp
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from torch import nn
+
+from splinescope.landscape._state import preserved_rng
+from splinescope.landscape.density import DensityResult, spectral_density
+from splinescope.landscape.lanczos import EigenResult, Which, lanczos_eigenvalues
+from splinescope.landscape.operators import CurvatureOperator, LossFn
+from splinescope.landscape.trace import TraceResult, estimate_trace
+
+__all__ = ["hessian_density", "hessian_eigenvalues", "hessian_summary", "hessian_trace"]
+
+Curvature = Literal["hessian", "ggn"]
+
+
+def _operator(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Any,
+    params: Sequence[str] | None,
+    curvature: Curvature,
+    batch_size: int | None,
+    bn_mode: Literal["eval", "train"],
+    reduction: Literal["mean", "sum"],
+) -> CurvatureOperator:
+    return CurvatureOperator(
+        model,
+        loss_fn,
+        data,
+        params=params,
+        curvature=curvature,
+        batch_size=batch_size,
+        bn_mode=bn_mode,
+        reduction=reduction,
+    )
+
+
+def hessian_eigenvalues(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Any,
+    k: int = 5,
+    which: Which = "largest",
+    tol: float = 1e-4,
+    return_vectors: bool = False,
+    *,
+    max_iter: int | None = None,
+    params: Sequence[str] | None = None,
+    curvature: Curvature = "hessian",
+    batch_size: int | None = None,
+    bn_mode: Literal["eval", "train"] = "eval",
+    reduction: Literal["mean", "sum"] = "mean",
+    seed: int = 0,
+) -> EigenResult:
+    """The ``k`` extreme eigenvalues of the loss Hessian (or GGN), by Lanczos.
+
+    ``which``: ``"largest"`` (algebraic, descending), ``"smallest"`` (algebraic, ascending) or
+    ``"magnitude"`` (by ``|lambda|``, descending). Lanczos with full re-orthogonalisation runs
+    until every wanted Ritz pair has ``||H y - theta y|| <= tol * max(|theta|, 1e-2 |theta|_max)``
+    or ``max_iter`` products (default ``min(n, max(200, 20 k))``) are spent; ``converged`` says
+    which met the test. ``vectors`` (``(k, n)`` flattened in ``named_parameters`` order) with
+    ``return_vectors=True``.
+
+    Limitation (of any single-vector Krylov method): an eigenvalue with exact multiplicity m > 1
+    is found once, and its copies only after rounding has introduced them.
+    """
+    with preserved_rng():
+        op = _operator(model, loss_fn, data, params, curvature, batch_size, bn_mode, reduction)
+        steps = min(op.n, max_iter if max_iter is not None else max(200, 20 * k))
+        return lanczos_eigenvalues(
+            op.matvec,
+            op.n,
+            k,
+            which,
+            tol,
+            max_steps=steps,
+            return_vectors=return_vectors,
+            seed=seed,
+            device=op.device,
+            vector_dtype=op.dtype,
+        )
+
+
+def hessian_trace(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Any,
+    *,
+    method: Literal["hutch++", "hutchinson"] = "hutch++",
+    rtol: float = 1e-2,
+    max_hvp: int = 300,
+    min_samples: int = 10,
+    n_sketch: int | None = None,
+    params: Sequence[str] | None = None,
+    curvature: Curvature = "hessian",
+    batch_size: int | None = None,
+    bn_mode: Literal["eval", "train"] = "eval",
+    reduction: Literal["mean", "sum"] = "mean",
+    seed: int = 0,
+) -> TraceResult:
+    """``tr(H)`` by Hutch++ with a standard error; stops when ``SE / |trace| <= rtol``.
+
+    See :mod:`splinescope.landscape.trace` for the variant. ``max_hvp`` caps the products
+    (``converged`` is ``False`` if the cap stopped it).
+    """
+    with preserved_rng():
+        op = _operator(model, loss_fn, data, params, curvature, batch_size, bn_mode, reduction)
+        return estimate_trace(
+            op.matvec,
+            op.n,
+            method=method,
+            rtol=rtol,
+            max_hvp=max_hvp,
+            min_samples=min_samples,
+            n_sketch=n_sketch,
+            seed=seed,
+            device=op.device,
+        )
+
+
+def hessian_density(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Any,
+    *,
+    n_starts: int = 4,
+    n_steps: int = 60,
+    sigma: float | None = None,
+    bandwidth: float = 0.01,
+    n_grid: int = 1000,
+    resolve_tol: float = 1e-3,
+    gap: float = 0.1,
+    params: Sequence[str] | None = None,
+    curvature: Curvature = "hessian",
+    batch_size: int | None = None,
+    bn_mode: Literal["eval", "train"] = "eval",
+    reduction: Literal["mean", "sum"] = "mean",
+    seed: int = 0,
+) -> DensityResult:
+    """Spectral density of the loss Hessian (or GGN) by stochastic Lanczos quadrature.
+
+    ``n_starts`` runs of ``n_steps`` Lanczos steps each; Gaussian smoothing of width ``sigma``
+    (default ``bandwidth`` x the spectrum's width) on ``n_grid`` points; outliers separated
+    from the bulk and their count. See :mod:`splinescope.landscape.density` for the rules.
+    """
+    with preserved_rng():
+        op = _operator(model, loss_fn, data, params, curvature, batch_size, bn_mode, reduction)
+        return spectral_density(
+            op.matvec,
+            op.n,
+            n_starts=n_starts,
+            n_steps=n_steps,
+            sigma=sigma,
+            bandwidth=bandwidth,
+            n_grid=n_grid,
+            resolve_tol=resolve_tol,
+            gap=gap,
+            seed=seed,
+            device=op.device,
+        )
+
+
+def hessian_summary(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Any,
+    *,
+    k: int = 5,
+    tol: float = 1e-3,
+    trace_rtol: float = 2e-2,
+    trace_max_hvp: int = 100,
+    n_starts: int = 2,
+    n_steps: int = 40,
+    n_grid: int = 200,
+    params: Sequence[str] | None = None,
+    curvature: Curvature = "hessian",
+    batch_size: int | None = None,
+    bn_mode: Literal["eval", "train"] = "eval",
+    seed: int = 0,
+) -> dict[str, float | np.ndarray]:
+    """Top-k eigenvalues, trace and density in one flat record, for a monitor probe.
+
+    One operator serves all three (the data is read once). Returns floats under
+    ``loss``, ``lambda_max``, ``lambda_{i}`` (i = 1..k, descending), ``trace``, ``trace_se``,
+    ``n_outliers``, ``bulk_low``, ``bulk_high``, ``n_hvp``, ``eig_converged`` (fraction), and
+    numpy arrays under ``eigenvalues``, ``residual_norms``, ``density_grid``, ``density``,
+    ``outliers``, ``slq_nodes``, ``slq_weights``. The model and global RNG are left as they were.
+    """
+    with preserved_rng():
+        op = _operator(model, loss_fn, data, params, curvature, batch_size, bn_mode, "mean")
+        eig = lanczos_eigenvalues(
+            op.matvec,
+            op.n,
+            k,
+            "largest",
+            tol,
+            max_steps=min(op.n, max(200, 20 * k)),
+            seed=seed,
+            device=op.device,
+        )
+        tr = estimate_trace(
+            op.matvec, op.n, rtol=trace_rtol, max_hvp=trace_max_hvp, seed=seed + 1, device=op.device
+        )
+        dens = spectral_density(
+            op.matvec,
+            op.n,
+            n_starts=n_starts,
+            n_steps=n_steps,
+            n_grid=n_grid,
+            seed=seed + 2,
+            device=op.device,
+        )
+        out: dict[str, float | np.ndarray] = {
+            "loss": op.loss(),
+            "lambda_max": float(eig.eigenvalues[0]),
+            "trace": tr.trace,
+            "trace_se": tr.standard_error,
+            "n_outliers": float(dens.n_outliers),
+            "bulk_low": dens.bulk_edges[0],
+            "bulk_high": dens.bulk_edges[1],
+            "n_hvp": float(op.n_products),
+            "eig_converged": float(eig.converged.double().mean()),
+        }
+        for i, value in enumerate(eig.eigenvalues.tolist(), start=1):
+            out[f"lambda_{i}"] = float(value)
+        out.update(
+            eigenvalues=eig.eigenvalues.numpy(),
+            residual_norms=eig.residual_norms.numpy(),
+            density_grid=dens.grid.numpy(),
+            density=dens.density.numpy(),
+            outliers=dens.outliers.numpy(),
+            slq_nodes=dens.nodes.numpy(),
+            slq_weights=dens.weights.numpy(),
+        )
+        return out
