@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
+THREADS = torch.get_num_threads()
 sys.path.insert(0, str(ROOT / "tests"))
 
 
@@ -110,6 +111,7 @@ def child(variant: str, workload: str, n_points: int) -> dict:
     del probe
     hull = hull_of(points, n_vertices, radius) if variant == "floor" else None
     base = rss_mb()
+    cpu_start = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     with torch.no_grad():
         if variant == "naive":
@@ -135,13 +137,30 @@ def child(variant: str, workload: str, n_points: int) -> dict:
                 model(hull[i : i + batch].flatten(0, 1))
             total = float("nan")
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_extra_mb": max(0.0, peak - base), "lc": total, "batch": batch}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_start.ru_utime - cpu_start.ru_stime
+    peak = usage.ru_maxrss / 1024
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "peak_extra_mb": max(0.0, peak - base),
+        "lc": total,
+        "batch": batch,
+    }
 
 
 def run_child(variant: str, workload: str, n_points: int) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", variant, workload, str(n_points)],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            variant,
+            workload,
+            str(n_points),
+            "--threads",
+            str(THREADS),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -155,8 +174,12 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workloads", nargs="+", default=["W1-r1", "W1-r0.05", "W2"])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
+    torch.set_num_threads(args.threads)
     if args.child:
         variant, workload, n = args.child
         print(json.dumps(child(variant, workload, int(n))))
@@ -165,7 +188,7 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, float32; min of {args.repeats} runs"
     )
-    header = f"{'workload':10} {'variant':6} {'seconds':>8} {'points/s':>9} {'peak MB':>8} {'mean LC':>8} {'batch':>6}"
+    header = f"{'workload':10} {'variant':6} {'seconds':>8} {'cpu s':>7} {'points/s':>9} {'peak MB':>8} {'mean LC':>8} {'batch':>6}"
     print(header)
     rows = {}
     for workload in args.workloads:

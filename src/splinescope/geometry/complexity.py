@@ -181,6 +181,24 @@ def _validate(points, radius, n_vertices, neighborhood, hull) -> None:
         raise SplinescopeError("hull: contains NaN or inf")
 
 
+def _shift_by_frame(
+    center: torch.Tensor, frame: torch.Tensor, include_center: bool
+) -> torch.Tensor:
+    """``[B, *S]`` centres and ``[K, *S]`` frame -> ``[B·V, *S]`` values ``c ± f_k`` (+ ``c``).
+
+    Written straight into one buffer in the published vertex order (no concatenation copies).
+    """
+    n_points, n_directions = center.shape[0], frame.shape[0]
+    n_vertices = 2 * n_directions + int(include_center)
+    out = center.new_empty(n_points, n_vertices, *center.shape[1:])
+    anchor = center.unsqueeze(1)
+    torch.add(anchor, frame, out=out[:, :n_directions])
+    torch.sub(anchor, frame, out=out[:, n_directions : 2 * n_directions])
+    if include_center:
+        out[:, -1] = center
+    return out.flatten(0, 1)
+
+
 def default_batch_size(
     per_vertex_numel: int, n_vertices: int, itemsize: int, memory_budget_mb: float
 ) -> int:
@@ -286,11 +304,8 @@ def local_complexity(
                 counts[start:stop, index] = count_cut_units(layer, raw, total_vertices).cpu()
 
             if frame_output is not None:
-                center_output = runner.first_affine.module(runner.prefix(centers)).unsqueeze(1)
-                parts = [center_output + frame_output, center_output - frame_output]
-                if include_center:
-                    parts.append(center_output)
-                vertex_output = torch.cat(parts, dim=1).flatten(0, 1)
+                center_output = runner.first_affine.module(runner.prefix(centers))
+                vertex_output = _shift_by_frame(center_output, frame_output, include_center)
                 runner.run(None, on_unit, injected=vertex_output)
                 continue
             if hull is not None:
