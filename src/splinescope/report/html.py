@@ -261,9 +261,11 @@ def _glance_many(runs: Sequence[RunData], labels: Sequence[str]) -> str:
 
 def _figure_html(fig: ReportFigure) -> str:
     spec = _script_json(fig.figure.to_json())
+    # A fixed container height: plotly's responsive resize (on print) fills its container.
+    height = int(fig.figure.layout.height or 450)
     return (
         f'<figure class="fig" data-figure="{_e(fig.slug)}" id="fig-{_e(fig.slug)}">'
-        f'<div class="plot" id="plot-{_e(fig.slug)}"></div>'
+        f'<div class="plot" id="plot-{_e(fig.slug)}" style="height:{height}px"></div>'
         f"<figcaption>{_e(fig.caption)}</figcaption>"
         f'<script type="application/json" data-plot="plot-{_e(fig.slug)}">{spec}</script>'
         "</figure>"
