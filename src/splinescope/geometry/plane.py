@@ -1,0 +1,471 @@
+"""Exact activation regions of a piecewise-linear network in a planar slice of input space.
+
+The slice is ``{origin + s·u + t·v : s, t ∈ [−extent, extent]}``. Starting from the square,
+each layer's units split the current convex polygons along their zero lines (vectorised
+half-plane clipping in float64, one unit at a time over all polygons it cuts); every polygon
+then carries its own affine map, which the next layer uses.
+
+Tolerances (stated, not hidden): a vertex whose unit value satisfies
+``|z| <= rtol · (|z0| + extent·(|z_s| + |z_t|))`` lies *on* that unit's line (it is shared by
+both sides, so lines through vertices or along edges create no zero-area pieces); a split is
+made only if both sides have area above ``area_rtol · (2·extent)²`` (a thinner sliver stays in
+its neighbour).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from splinescope.errors import SplinescopeError
+from splinescope.geometry import polygons
+from splinescope.geometry.affine import (
+    Affine,
+    UnitRecord,
+    as_sample,
+    code_bits,
+    propagate,
+    trace,
+)
+
+_CHUNK = 1 << 22  # float64 elements per chunk of vertex evaluations (32 MB)
+
+
+class PlaneDomain:
+    """Convex polygons in (s, t) that the exact engine splits layer by layer."""
+
+    def __init__(self, extent: float, rtol: float, area_rtol: float) -> None:
+        e = float(extent)
+        self.extent = e
+        self.rtol = rtol
+        self.area_tol = area_rtol * (2 * e) ** 2
+        self.verts = np.array([[[-e, -e], [e, -e], [e, e], [-e, e]]], dtype=np.float64)
+        self.count = np.array([4], dtype=np.int64)
+        self.layer_cuts: list[int] = []
+
+    @property
+    def size(self) -> int:
+        return len(self.count)
+
+    # -- storage with amortised growth
+    def _grow(self, verts: np.ndarray, count: np.ndarray) -> None:
+        width = max(self.verts.shape[1], verts.shape[1])
+        self.verts = np.concatenate(
+            [polygons.pad_to(self.verts, width), polygons.pad_to(verts, width)]
+        )
+        self.count = np.concatenate([self.count, count])
+
+    def _values(self, coef: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """``[P, M, U]`` unit values at the vertices of the pieces (chunked by the caller)."""
+        verts = self.verts if rows is None else self.verts[rows]
+        return (
+            coef[:, None, 0, :]
+            + verts[:, :, 0, None] * coef[:, None, 1, :]
+            + verts[:, :, 1, None] * coef[:, None, 2, :]
+        )
+
+    def _tolerance(self, coef: np.ndarray) -> np.ndarray:
+        return self.rtol * (
+            np.abs(coef[:, 0]) + self.extent * (np.abs(coef[:, 1]) + np.abs(coef[:, 2]))
+        )
+
+    def _cut_mask(self, coef: np.ndarray, tol: np.ndarray) -> np.ndarray:
+        p, _, u = coef.shape
+        m = self.verts.shape[1]
+        rows = max(1, _CHUNK // max(1, m * u))
+        cut = np.zeros((p, u), dtype=bool)
+        for start in range(0, p, rows):
+            sl = slice(start, start + rows)
+            f = self._values(coef[sl], np.arange(start, min(start + rows, p)))
+            cut[sl] = (f.max(axis=1) > tol[sl]) & (f.min(axis=1) < -tol[sl])
+        return cut
+
+    def _split_rows(
+        self, rows: np.ndarray, f: np.ndarray, tol: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Split pieces ``rows`` by one line each; returns (rows that were split, their new
+        negative-side pieces' verts and counts). Positive sides replace the rows in place."""
+        verts, count = self.verts[rows], self.count[rows]
+        pv, pc, nv, nc = polygons.cut(verts, count, f, tol)
+        ok = (pc >= 3) & (nc >= 3)
+        ok &= (polygons.areas(pv) > self.area_tol) & (polygons.areas(nv) > self.area_tol)
+        if not ok.any():
+            return rows[:0], nv[:0], nc[:0]
+        width = max(self.verts.shape[1], pv.shape[1])
+        if width > self.verts.shape[1]:
+            self.verts = polygons.pad_to(self.verts, width)
+        self.verts[rows[ok]] = polygons.pad_to(pv[ok], width)[:, :width]
+        self.count[rows[ok]] = pc[ok]
+        return rows[ok], nv[ok], nc[ok]
+
+    def _states(self, coef: np.ndarray, origin: np.ndarray, tol: np.ndarray) -> np.ndarray:
+        """int8 sign of every unit on every piece, read at the piece's area centroid."""
+        centre = polygons.centroids(self.verts)
+        c = coef[origin]
+        value = c[:, 0] + centre[:, 0:1] * c[:, 1] + centre[:, 1:2] * c[:, 2]
+        t = tol[origin]
+        states = np.sign(value).astype(np.int8)
+        unsure = np.nonzero(np.abs(value) <= 1e3 * t)
+        if len(unsure[0]):
+            rows, cols = unsure
+            f = (
+                c[rows, 0, cols][:, None]
+                + self.verts[rows, :, 0] * c[rows, 1, cols][:, None]
+                + self.verts[rows, :, 1] * c[rows, 2, cols][:, None]
+            )
+            extreme = np.take_along_axis(f, np.abs(f).argmax(axis=1)[:, None], axis=1)[:, 0]
+            states[rows, cols] = np.where(np.abs(extreme) > t[rows, cols], np.sign(extreme), 0)
+        return states
+
+    def split(self, z: torch.Tensor, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        coef = z.detach().cpu().numpy()
+        tol = self._tolerance(coef)
+        cut = self._cut_mask(coef, tol)
+        origin = np.arange(self.size)
+        n_cuts = 0
+        for unit in np.nonzero(cut.any(axis=0))[0]:
+            rows = np.nonzero(cut[origin, unit])[0]
+            if not len(rows):
+                continue
+            o = origin[rows]
+            c = coef[o, :, unit]
+            verts = self.verts[rows]
+            f = c[:, 0, None] + verts[..., 0] * c[:, 1, None] + verts[..., 1] * c[:, 2, None]
+            split, nv, nc = self._split_rows(rows, f, tol[o, unit])
+            if len(split):
+                n_cuts += len(split)
+                self._grow(nv, nc)
+                origin = np.concatenate([origin, origin[split]])
+        self.layer_cuts.append(n_cuts)
+        return origin, self._states(coef, origin, tol)
+
+    def _clip(self, verts, count, g, tol, strict):
+        """Keep the part of each polygon where ``g >= 0``; ``strict`` drops polygons on which g
+        is identically 0 (within tol), so that tied window positions give one cell, not two."""
+        f = g[:, 0, None] + verts[..., 0] * g[:, 1, None] + verts[..., 1] * g[:, 2, None]
+        pv, pc, _, _ = polygons.cut(verts, count, f, tol)
+        if strict:
+            flat = (np.abs(f) <= tol[:, None]).all(axis=1)
+            pc = np.where(flat, 0, pc)
+        return pv, pc
+
+    def split_max(
+        self, z: torch.Tensor, valid: np.ndarray, layer: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        coef = z.detach().cpu().numpy()  # [P, 3, W, K]
+        p, _, w, k = coef.shape
+        origin = np.arange(p)
+        winners = np.zeros((p, w), dtype=np.int64)
+        scale = np.abs(coef[:, 0]) + self.extent * (np.abs(coef[:, 1]) + np.abs(coef[:, 2]))
+        tol_w = self.rtol * 2 * np.where(valid[None], scale, 0).max(axis=2)  # [P, W]
+        cut = np.zeros((p, w), dtype=bool)
+        m = self.verts.shape[1]
+        step = max(1, _CHUNK // max(1, m * w * k))
+        for start in range(0, p, step):
+            rows = np.arange(start, min(start + step, p))
+            f = self._values(coef[rows].reshape(len(rows), 3, w * k), rows)
+            f = np.where(valid[None, None], f.reshape(len(rows), m, w, k), -np.inf)
+            best = f.max(axis=3, keepdims=True)
+            near = (f >= best - tol_w[rows][:, None, :, None]) & valid[None, None]
+            always = near.all(axis=1)  # [B, W, K]
+            has = always.any(axis=2)
+            cut[rows] = ~has
+            winners[rows] = np.where(has, always.argmax(axis=2), 0)
+        n_cuts = 0
+        for window in np.nonzero(cut.any(axis=0))[0]:
+            rows = np.nonzero(cut[origin, window])[0]
+            if not len(rows):
+                continue
+            o = origin[rows]
+            tol = tol_w[o, window]
+            cells_v, cells_c, cells_row, cells_win = [], [], [], []
+            for i in np.nonzero(valid[window])[0]:
+                verts, count = self.verts[rows], self.count[rows].copy()
+                alive = np.ones(len(rows), dtype=bool)
+                for j in np.nonzero(valid[window])[0]:
+                    if j == i:
+                        continue
+                    g = coef[o, :, window, i] - coef[o, :, window, j]
+                    verts, count = self._clip(verts, count, g, tol, strict=bool(j < i))
+                    alive &= count >= 3
+                    count = np.where(alive, count, 3)
+                alive &= polygons.areas(verts) > self.area_tol
+                idx = np.nonzero(alive)[0]
+                cells_v.append(verts[idx])
+                cells_c.append(count[idx])
+                cells_row.append(rows[idx])
+                cells_win.append(np.full(len(idx), i))
+            width = max([self.verts.shape[1]] + [v.shape[1] for v in cells_v])
+            verts = np.concatenate([polygons.pad_to(v, width) for v in cells_v])
+            count = np.concatenate(cells_c)
+            parent = np.concatenate(cells_row)
+            win = np.concatenate(cells_win)
+            # The first cell of each parent replaces it; the others are appended.
+            order = np.argsort(parent, kind="stable")
+            verts, count, parent, win = verts[order], count[order], parent[order], win[order]
+            first = np.ones(len(parent), dtype=bool)
+            first[1:] = parent[1:] != parent[:-1]
+            self.verts = polygons.pad_to(self.verts, width)
+            self.verts[parent[first]] = verts[first]
+            self.count[parent[first]] = count[first]
+            winners[parent[first], window] = win[first]
+            rest = ~first
+            n_cuts += int(rest.sum())
+            self._grow(verts[rest], count[rest])
+            origin = np.concatenate([origin, origin[parent[rest]]])
+            new_winners = winners[parent[rest]].copy()
+            new_winners[:, window] = win[rest]
+            winners = np.concatenate([winners, new_winners])
+        self.layer_cuts.append(n_cuts)
+        return origin, winners
+
+
+@dataclass(frozen=True)
+class PlanePartition:
+    """The activation regions of a model in the square ``[−extent, extent]²`` of a plane.
+
+    Attributes:
+        origin, u, v: the plane ``x(s, t) = origin + s·u + t·v`` (float64, input-shaped).
+        extent: half-width of the square in (s, t) units.
+        vertices: float64 ``[R, M, 2]`` counter-clockwise (s, t) vertices of each region's
+            convex polygon; rows are padded by repeating vertex 0 (see ``n_vertices``).
+        n_vertices: int64 ``[R]`` real vertices per region.
+        codes: uint8 ``[R, ceil(n_bits / 8)]``, the bit-packed activation code (``np.packbits``
+            order): 1 where a ReLU-family pre-activation is > 0 (one bit per threshold of a
+            two-hinge neuron), one-hot positions for max-pool windows.
+        n_bits: bits in a code; ``layer_names``/``layer_kinds``/``layer_bits``: its layout.
+        affine: float64 ``[R, 3, n_outputs]``; on region r the flattened output is
+            ``affine[r, 0] + s·affine[r, 1] + t·affine[r, 2]``.
+        areas: float64 ``[R]`` region areas in (s, t) units (true input-space areas when u and
+            v are orthonormal).
+        layer_region_counts: int64 ``[L]``: regions of the partition by layers 1..l.
+        decision_boundary: float64 ``[S, 2, 2]`` segments (s, t) where the predicted class
+            changes (argmax of the outputs; sign of a single output).
+        anchors: float64 ``[A, 2]`` (s, t) coordinates of anchor points (e.g. the three samples
+            the plane passes through), possibly empty.
+        rtol, area_rtol: the tolerances used (see module docstring).
+    """
+
+    origin: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+    extent: float
+    vertices: np.ndarray
+    n_vertices: np.ndarray
+    codes: np.ndarray
+    n_bits: int
+    layer_names: tuple[str, ...]
+    layer_kinds: tuple[str, ...]
+    layer_bits: tuple[int, ...]
+    affine: np.ndarray
+    areas: np.ndarray
+    layer_region_counts: np.ndarray
+    decision_boundary: np.ndarray
+    anchors: np.ndarray
+    rtol: float
+    area_rtol: float
+
+    @property
+    def n_regions(self) -> int:
+        """Number of regions R."""
+        return len(self.n_vertices)
+
+    def polygons(self) -> list[np.ndarray]:
+        """Each region's ``[n_vertices, 2]`` polygon."""
+        return [self.vertices[i, :n] for i, n in enumerate(self.n_vertices)]
+
+    def bits(self) -> np.ndarray:
+        """bool ``[R, n_bits]``: the unpacked codes."""
+        return np.unpackbits(self.codes, axis=1, count=self.n_bits).astype(bool)
+
+    def centroids(self) -> np.ndarray:
+        """``[R, 2]`` area centroids (interior points) of the regions."""
+        return polygons.centroids(self.vertices)
+
+    def to_input(self, st: np.ndarray) -> torch.Tensor:
+        """``[N, 2]`` (s, t) coordinates → ``[N, *input_shape]`` float64 inputs."""
+        st = torch.as_tensor(np.asarray(st), dtype=torch.float64)
+        shape = (-1, *([1] * self.origin.dim()))
+        return self.origin + st[:, 0].reshape(shape) * self.u + st[:, 1].reshape(shape) * self.v
+
+    def region_of_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Region index of each packed code ``[N, n_bytes]`` (−1 where no region has it)."""
+        lookup = {row.tobytes(): i for i, row in enumerate(self.codes)}
+        return np.array([lookup.get(np.ascontiguousarray(r).tobytes(), -1) for r in codes])
+
+    def evaluate(self, region: np.ndarray, st: np.ndarray) -> np.ndarray:
+        """``[N, n_outputs]`` outputs at (s, t) points ``st [N, 2]`` by the affine maps of
+        the given regions ``[N]``."""
+        a = self.affine[region]
+        return a[:, 0] + st[:, 0:1] * a[:, 1] + st[:, 1:2] * a[:, 2]
+
+
+def _decision_boundary(
+    verts: np.ndarray, count: np.ndarray, affine: np.ndarray, extent: float
+) -> np.ndarray:
+    tol = 1e-12 * extent
+    n_out = affine.shape[2]
+    if n_out == 1:
+        segments, _ = polygons.line_in_polygons(verts, count, affine[:, :, 0], None, tol)
+        return segments
+    found = []
+    for i in range(n_out):
+        for j in range(i + 1, n_out):
+            g = affine[:, :, i] - affine[:, :, j]
+            others = [k for k in range(n_out) if k not in (i, j)]
+            extra = affine[:, :, i, None] - affine[:, :, others] if others else None
+            if extra is not None:
+                extra = np.transpose(extra, (0, 2, 1))
+            # Only regions where the pair's line can meet the polygon matter.
+            f = g[:, 0, None] + verts[..., 0] * g[:, 1, None] + verts[..., 1] * g[:, 2, None]
+            rows = np.nonzero((f.max(axis=1) >= 0) & (f.min(axis=1) <= 0))[0]
+            if not len(rows):
+                continue
+            segments, _ = polygons.line_in_polygons(
+                verts[rows], count[rows], g[rows], None if extra is None else extra[rows], tol
+            )
+            found.append(segments)
+    return np.concatenate(found) if found else np.zeros((0, 2, 2))
+
+
+def _check_plane(origin, u, v, extent) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    origin = as_sample(origin, "origin")
+    u = as_sample(u, "u")
+    v = as_sample(v, "v")
+    for name, value in (("u", u), ("v", v)):
+        if value.shape != origin.shape:
+            raise SplinescopeError(
+                f"{name}: shape {tuple(value.shape)} differs from origin's {tuple(origin.shape)}"
+            )
+    nu, nv = float(u.norm()), float(v.norm())
+    if nu == 0 or nv == 0:
+        raise SplinescopeError(f"{'u' if nu == 0 else 'v'}: the zero vector spans no plane")
+    gram = nu**2 * nv**2 - float((u * v).sum()) ** 2
+    if gram <= 1e-12 * nu**2 * nv**2:
+        raise SplinescopeError("u, v: parallel directions span no plane")
+    try:
+        extent = float(extent)
+    except (TypeError, ValueError) as error:
+        raise SplinescopeError(f"extent: expected a positive number, got {extent!r}") from error
+    if not np.isfinite(extent) or extent <= 0:
+        raise SplinescopeError(f"extent: expected a positive finite number, got {extent!r}")
+    return origin, u, v, extent
+
+
+def regions_in_plane(
+    model: nn.Module,
+    origin: torch.Tensor,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    extent: float,
+    *,
+    anchors: np.ndarray | None = None,
+    rtol: float = 1e-10,
+    area_rtol: float = 1e-13,
+) -> PlanePartition:
+    """Exact activation regions of ``model`` in ``{origin + s·u + t·v : |s|, |t| <= extent}``.
+
+    Args:
+        model: a piecewise-linear network (Linear, Conv, BatchNorm in eval, pooling, reshapes,
+            residual additions, concatenations, ReLU-family activations); it is not modified.
+        origin, u, v: one input each, shape ``[*input_shape]`` (or ``[1, *input_shape]``).
+        extent: half-width of the square, > 0.
+        anchors: optional ``[A, 2]`` (s, t) points to carry along for plotting.
+        rtol: relative tolerance for "a vertex lies on a unit's line".
+        area_rtol: pieces with area below ``area_rtol · (2·extent)²`` are not split off.
+
+    Returns:
+        :class:`PlanePartition`: one convex polygon per realised activation pattern of positive
+        area, with codes, affine maps, areas, per-layer region counts and the decision boundary.
+    """
+    origin, u, v, extent = _check_plane(origin, u, v, extent)
+    gm = trace(model)
+    domain = PlaneDomain(extent, rtol, area_rtol)
+    coef = torch.stack([origin, u, v])[None]
+    try:
+        result = propagate(gm, domain, Affine(coef))
+    except SplinescopeError:
+        raise
+    except Exception as error:
+        raise SplinescopeError(
+            f"origin: shape {tuple(origin.shape)} does not fit model {type(model).__name__}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    return _partition(result, domain, origin, u, v, extent, anchors, rtol, area_rtol)
+
+
+def _partition(result, domain, origin, u, v, extent, anchors, rtol, area_rtol) -> PlanePartition:
+    records: list[UnitRecord] = result.records
+    bits = code_bits(records, result.states)
+    width = int(domain.count.max())
+    verts = np.ascontiguousarray(domain.verts[:, :width])
+    affine = result.output.coef.reshape(domain.size, 3, -1).numpy()
+    return PlanePartition(
+        origin=origin,
+        u=u,
+        v=v,
+        extent=extent,
+        vertices=verts,
+        n_vertices=domain.count.copy(),
+        codes=np.packbits(bits, axis=1),
+        n_bits=bits.shape[1],
+        layer_names=tuple(r.name for r in records),
+        layer_kinds=tuple(r.kind for r in records),
+        layer_bits=tuple(r.bits for r in records),
+        affine=affine,
+        areas=polygons.areas(verts),
+        layer_region_counts=np.array(result.layer_sizes, dtype=np.int64),
+        decision_boundary=_decision_boundary(verts, domain.count, affine, extent),
+        anchors=np.zeros((0, 2)) if anchors is None else np.asarray(anchors, dtype=np.float64),
+        rtol=rtol,
+        area_rtol=area_rtol,
+    )
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A plane through three inputs: ``origin`` is their mean, ``u``/``v`` orthonormal, and
+    ``anchors [3, 2]`` their (s, t) coordinates; ``extent`` leaves a margin around them."""
+
+    origin: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+    extent: float
+    anchors: np.ndarray
+
+
+def plane_through(
+    x0: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, *, margin: float = 1.5
+) -> Plane:
+    """The plane through three inputs (e.g. three training samples).
+
+    ``u`` is the unit vector along ``x1 − x0``; ``v`` is ``x2 − x0`` made orthogonal to ``u``
+    and unit length; ``extent = margin · max |anchor coordinate|``.
+
+    Raises:
+        SplinescopeError: shapes differ, or the three points are (nearly) collinear.
+    """
+    a, b, c = (as_sample(x, name) for x, name in ((x0, "x0"), (x1, "x1"), (x2, "x2")))
+    if not (a.shape == b.shape == c.shape):
+        raise SplinescopeError(
+            f"x0, x1, x2: shapes differ: {tuple(a.shape)}, {tuple(b.shape)}, {tuple(c.shape)}"
+        )
+    d1, d2 = b - a, c - a
+    if float(d1.norm()) == 0:
+        raise SplinescopeError("x0, x1: identical points span no plane")
+    u = d1 / d1.norm()
+    w = d2 - (d2 * u).sum() * u
+    if float(w.norm()) <= 1e-9 * max(float(d2.norm()), 1e-300):
+        raise SplinescopeError("x0, x1, x2: collinear points span no plane")
+    v = w / w.norm()
+    origin = (a + b + c) / 3
+    anchors = np.array(
+        [[float(((x - origin) * u).sum()), float(((x - origin) * v).sum())] for x in (a, b, c)]
+    )
+    if margin <= 1:
+        raise SplinescopeError(f"margin: expected > 1, got {margin}")
+    extent = float(margin * np.abs(anchors).max())
+    return Plane(origin, u, v, extent, anchors)
