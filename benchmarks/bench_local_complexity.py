@@ -186,7 +186,8 @@ def main() -> None:
         return
     sizes = {"W1-r1": 1024, "W1-r0.05": 1024, "W2": 256}
     print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, float32; min of {args.repeats} runs"
+        f"torch {torch.__version__}, threads {args.threads}, float32; min of {args.repeats} runs "
+        "(wall seconds); cpu s = user + sys of the run"
     )
     header = f"{'workload':10} {'variant':6} {'seconds':>8} {'cpu s':>7} {'points/s':>9} {'peak MB':>8} {'mean LC':>8} {'batch':>6}"
     print(header)
@@ -200,12 +201,16 @@ def main() -> None:
                     best[variant] = r
         for variant, r in best.items():
             print(
-                f"{workload:10} {variant:6} {r['seconds']:8.3f} {sizes[workload] / r['seconds']:9.0f} "
+                f"{workload:10} {variant:6} {r['seconds']:8.3f} {r['cpu']:7.2f} {sizes[workload] / r['seconds']:9.0f} "
                 f"{r['peak_extra_mb']:8.0f} {r['lc']:8.2f} {r['batch']:6d}"
             )
         rows[workload] = best
         a, b, c = (best[v]["seconds"] for v in ("naive", "ours", "floor"))
-        print(f"{workload:10} ratios (a)/(b) = {a / b:.2f}   (b)/(c) = {b / c:.2f}")
+        ca, cb, cc = (best[v]["cpu"] for v in ("naive", "ours", "floor"))
+        print(
+            f"{workload:10} wall ratios (a)/(b) = {a / b:.2f}  (b)/(c) = {b / c:.2f};"
+            f"  cpu ratios (a)/(b) = {ca / cb:.2f}  (b)/(c) = {cb / cc:.2f}"
+        )
     if "W1-r1" in args.workloads:
         big = run_child("ours", "W1-r1", 8192)
         print(
