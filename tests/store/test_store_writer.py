@@ -260,3 +260,34 @@ def test_run_dir(tmp_path):
     assert not run_dir(tmp_path, "0" * 12, create=False).exists()
     with pytest.raises(SplinescopeError, match="full 12-hex-digit run id"):
         run_dir(tmp_path, "../escape")
+
+
+def test_readers_do_not_wait_for_a_writer_and_a_stuck_lock_gives_a_clear_error(tmp_path):
+    store = RunStore(tmp_path)
+    rid = store.create_run("r", {})
+    store.log_scalars(rid, 1, "p", {"a": 1.0})
+    other = sqlite3.connect(db_path(tmp_path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    other.execute("UPDATE runs SET name = 'renamed'")
+    try:
+        assert load_metrics(tmp_path, rid)["value"].tolist() == [1.0]  # WAL: no waiting
+        assert get_run(tmp_path, rid)["name"] == "r"  # uncommitted writes are not seen
+        impatient = RunStore(tmp_path, timeout_s=0.2)
+        with pytest.raises(SplinescopeError, match="timeout_s=0.2"):
+            impatient.log_scalars(rid, 2, "p", {"a": 2.0})
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    impatient.log_scalars(rid, 2, "p", {"a": 2.0})
+    assert load_metrics(tmp_path, rid)["value"].tolist() == [1.0, 2.0]
+    assert get_run(tmp_path, "renamed")["run_id"] == rid
+
+
+def test_wal_mode_and_synchronous_levels(tmp_path):
+    plain, durable = RunStore(tmp_path), RunStore(tmp_path, durable=True)
+    assert plain._con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert plain._con.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    assert durable._con.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    rid = durable.create_run("r", {})
+    durable.log_scalars(rid, 1, "p", {"a": 1.0})
+    assert load_metrics(tmp_path, rid)["value"].tolist() == [1.0]

@@ -114,8 +114,13 @@ def _check_version(con: sqlite3.Connection, path: Path) -> None:
         raise _version_error(path, found)
 
 
-def open_for_writing(runs_dir: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> sqlite3.Connection:
+def open_for_writing(
+    runs_dir: Path, timeout_s: float = DEFAULT_TIMEOUT_S, durable: bool = False
+) -> sqlite3.Connection:
     """Open (creating if absent) the store of ``runs_dir`` for reading and writing.
+
+    ``durable=True`` sets ``synchronous = FULL``: an fsync per commit, so that commits also
+    survive an OS crash or power cut (the default, NORMAL, survives the death of the process).
 
     The schema is created under the write lock, so processes that open a new runs
     directory at the same moment create it exactly once. A store of another schema version
@@ -133,8 +138,8 @@ def open_for_writing(runs_dir: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> sq
             )
         # NORMAL in WAL mode: a commit is durable against the death of the process (the WAL
         # is written before COMMIT returns); only an OS crash or power cut may lose the last
-        # commits, and never corrupts the file. FULL would add an fsync per commit.
-        con.execute("PRAGMA synchronous = NORMAL")
+        # commits, and never corrupts the file. FULL adds an fsync per commit.
+        con.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         (found,) = con.execute("PRAGMA user_version").fetchone()
         if found == 0:
             con.execute("BEGIN IMMEDIATE")

@@ -134,6 +134,9 @@ class RunStore:
     number of processes may hold a RunStore on the same runs directory: writes queue on
     SQLite's lock for up to ``timeout_s`` seconds.
 
+    Commits survive the death of the process; with ``durable=True`` each commit is also
+    fsynced, so that it survives an OS crash or power cut (slower: see the module notes).
+
     Writing a value again for the same (run, probe, key, step) replaces it (a resumed run
     re-logs steps after its checkpoint). An unwritable ``runs_dir`` raises SplinescopeError
     before anything is created; so does a store of another schema version.
@@ -148,14 +151,18 @@ class RunStore:
         *,
         timeout_s: float = _db.DEFAULT_TIMEOUT_S,
         heartbeat_interval_s: float = 30.0,
+        durable: bool = False,
     ) -> None:
         self.runs_dir = _db.ensure_writable_dir(runs_dir)
         self.path = _db.db_path(self.runs_dir)
         self.timeout_s = float(timeout_s)
         self.heartbeat_interval_s = float(heartbeat_interval_s)
+        self.durable = bool(durable)
         self._lock = threading.RLock()
         self._pid = os.getpid()
-        self._con: sqlite3.Connection | None = _db.open_for_writing(self.runs_dir, self.timeout_s)
+        self._con: sqlite3.Connection | None = _db.open_for_writing(
+            self.runs_dir, self.timeout_s, self.durable
+        )
         self._batch_depth = 0
         self._pending: list[_Op] = []
         self._last_beat: dict[str, float] = {}
@@ -166,7 +173,7 @@ class RunStore:
         if self._pid != os.getpid():
             # A forked child must not use its parent's connection (SQLite forbids it);
             # abandon the copy without closing it (closing could disturb the parent's WAL).
-            self._con = _db.open_for_writing(self.runs_dir, self.timeout_s)
+            self._con = _db.open_for_writing(self.runs_dir, self.timeout_s, self.durable)
             self._pid = os.getpid()
             self._pending = []
             self._batch_depth = 0
