@@ -138,6 +138,8 @@ def test_partition_pictures_are_embedded_as_png(run, page):
 def test_errors_are_listed_and_text_is_escaped(page):
     assert "Lanczos did not converge &lt;k=5&gt;" in page
     assert "2 probe failure(s) were recorded" in page
+    assert "<td class='num'>100</td><td>hessian</td>" in page
+    assert "<td class='num'>—</td><td>codes</td>" in page  # failure outside a step
     hostile = RunData(
         "x1", "<script>alert(1)</script>", "finished", metrics=S.metrics_frame(last=10)
     )
@@ -208,3 +210,11 @@ def test_png_bytes_accepts_png_files_and_images():
         png_bytes(np.arange(10, dtype=np.uint8), "where")
     with pytest.raises(SplinescopeError, match=r"cannot show an array of shape \(2, 2, 2, 2\)"):
         png_bytes(np.zeros((2, 2, 2, 2)))
+
+
+def test_non_finite_last_values_are_shown_and_kept_parseable():
+    metrics = S.metrics_frame(last=10)
+    metrics.loc[(metrics.key == "test_loss") & (metrics.step == 10), "value"] = float("nan")
+    page = render_report([RunData("nan00001", "diverged", "crashed", metrics=metrics)])
+    (cell,) = [(a, t) for a, t in _cells(page) if a.get("data-metric") == "accuracy/test_loss"]
+    assert json.loads(cell[0]["data-value"]) == "nan" and cell[1] == "nan"

@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import plotly.offline
 
 from splinescope.errors import SplinescopeError
@@ -121,6 +123,11 @@ def _e(text: Any) -> str:
 
 
 def _json_attr(value: Any) -> str:
+    """The value as JSON for a data- attribute; NaN and infinities as strings ("nan")."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        value = str(value)
     return _e(json.dumps(value, default=str))
 
 
@@ -300,7 +307,8 @@ def _errors(runs: Sequence[RunData], labels: Sequence[str]) -> str:
     rows = ""
     for run, label in zip(runs, labels, strict=True):
         for rec in run.errors.to_dict("records"):
-            step = rec.get("step", "")
+            step = rec.get("step")
+            step = "—" if step is None or pd.isna(step) else format_number(step)
             probe = rec.get("probe", "")
             message = rec.get("message", "")
             tb = rec.get("traceback", "")
@@ -308,7 +316,7 @@ def _errors(runs: Sequence[RunData], labels: Sequence[str]) -> str:
                 f"<details><summary>traceback</summary><pre>{_e(tb)}</pre></details>" if tb else ""
             )
             rows += (
-                f"<tr><td>{_e(label)}</td><td class='num'>{_e(format_number(step))}</td>"
+                f"<tr><td>{_e(label)}</td><td class='num'>{_e(step)}</td>"
                 f"<td>{_e(probe)}</td><td>{_e(message)}{detail}</td></tr>"
             )
     if not rows:

@@ -112,12 +112,8 @@ def load_run_data(
     runs_dir = Path(runs_dir)
     if not runs_dir.exists():
         raise SplinescopeError(f"runs_dir {str(runs_dir)!r} does not exist: no run store there")
-    run_id = store.resolve_run(runs_dir, run)
-    table = store.load_runs(runs_dir)
-    rows = table[table["run_id"] == run_id]
-    if len(rows) == 0:
-        raise SplinescopeError(f"run {run!r} resolved to {run_id!r}, which is not in {runs_dir}")
-    row = rows.iloc[0]
+    row = store.get_run(runs_dir, run)
+    run_id = row["run_id"]
     metrics = store.load_metrics(runs_dir, run_id)
     if array_probes is None:
         arrays = store.load_arrays(runs_dir, run_id)
@@ -130,9 +126,9 @@ def load_run_data(
         run_id=run_id,
         name=str(row["name"]),
         status=str(row["status"]),
-        config=dict(row["config"] or {}),
-        env=dict(row["env"] or {}),
-        summary=dict(row["summary"] or {}),
+        config=dict(row.get("config") or {}),
+        env=dict(row.get("env") or {}),
+        summary=dict(row.get("summary") or {}),
         metrics=metrics,
         arrays=arrays,
         errors=errors,
