@@ -1,6 +1,7 @@
 """PGD and FGSM against torchattacks on a [0, 1] case (digits images, a trained small CNN).
 
-torchattacks 3.5.1 imports without torchvision; it is a test dependency only.
+torchattacks 3.5.1 imports without torchvision (its metadata asks for it, so install it with
+``pip install --no-deps torchattacks``); it is a test dependency only.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ import dataclasses
 
 import pytest
 import torch
+import torchattacks
 from torch import nn
 
 from splinescope.data import load_dataset
 from splinescope.models import MLP, SmallCNN
 from splinescope.robustness import fgsm, pgd
 from splinescope.robustness._attacks import _plan, _run_pgd, attacking
-
-torchattacks = pytest.importorskip("torchattacks")
 
 MEAN_CE = nn.CrossEntropyLoss()  # torchattacks' loss; ours defaults to the summed one
 

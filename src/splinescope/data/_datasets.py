@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from splinescope.data._split import SplitData, build_split, check_seed
 from splinescope.errors import SplinescopeError
@@ -20,13 +21,21 @@ from splinescope.errors import SplinescopeError
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, dict[str, Any]]
 
 
-def _digits(seed: int, *, flatten: bool, n_test: int) -> Arrays:
-    """scikit-learn's 8x8 digits (1797 images, shipped with scikit-learn), pixels / 16 in [0, 1]."""
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = (bunch.data / 16.0).astype(np.float32)
     y = bunch.target.astype(np.int64)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def _digits(seed: int, *, flatten: bool, n_test: int) -> Arrays:
+    """scikit-learn's 8x8 digits (1797 images, shipped with scikit-learn), pixels / 16 in [0, 1]."""
+    x, y = _digits_arrays()
     if not 1 <= n_test < len(y):
         raise SplinescopeError(
             f"n_test for 'digits' must be between 1 and {len(y) - 1}, got {n_test}"
@@ -122,7 +131,7 @@ def _modular(seed: int, *, p: int, op: str, train_fraction: float) -> Arrays:
     x[np.arange(n_pairs), p + b] = 1.0
     order = np.random.default_rng([seed, 0]).permutation(n_pairs)
     train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
-    pairs = np.stack([a, b], axis=1)
+    pairs = torch.from_numpy(np.stack([a, b], axis=1))
     info = {"op": symbol, "p": p, "pairs_train": pairs[train], "pairs_test": pairs[test]}
     return x[train], labels[train], x[test], labels[test], p, info
 
