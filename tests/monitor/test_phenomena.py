@@ -333,3 +333,24 @@ def test_monotone_curves(c, tol):
         after = lc_steps > found.peak_step
         first = lc_steps[after][np.flatnonzero(lc[after] <= found.level)[0]]
         assert found.descent_step == first
+
+
+def test_a_curve_that_never_improves_settles_at_once_and_says_at_what_level():
+    grid = np.arange(1, 501)
+    frame = long_frame(
+        grid,
+        {
+            ("accuracy", "train_acc"): np.minimum(1.0, grid / 100),
+            ("accuracy", "test_acc"): np.full(500, 0.1),  # chance level throughout
+        },
+    )
+    out = detect(frame)
+    assert out["interpolation_step"] == 99  # 99/100 >= 0.99
+    assert out["generalization_step"] == 1 and out["grokking_gap"] == pytest.approx(1 / 99)
+    assert out["test_plateau"] == pytest.approx(0.1)
+    assert grokking_gap(0, 7) is None
+    zero = long_frame(
+        np.arange(0, 3),
+        {("accuracy", "train_acc"): [1.0, 1.0, 1.0], ("accuracy", "test_acc"): [0.5, 0.9, 0.9]},
+    )
+    assert detect(zero)["grokking_gap"] == "undefined"  # fitted at step 0: no ratio
