@@ -694,10 +694,8 @@ def propagate(graph_module: fx.GraphModule, domain: Domain, inputs: Affine) -> P
 
 
 def as_sample(x: torch.Tensor | np.ndarray | Any, argument: str) -> torch.Tensor:
-    """A single input as float64 CPU tensor without batch dimension (a leading 1 is dropped)."""
+    """A single input ``[*input_shape]`` (no batch dimension) as a float64 CPU tensor."""
     tensor = torch.as_tensor(x).detach().to(device="cpu", dtype=torch.float64)
-    if tensor.dim() >= 2 and tensor.shape[0] == 1:
-        tensor = tensor[0]
     if tensor.numel() == 0:
         raise SplinescopeError(f"{argument}: empty tensor")
     if not torch.isfinite(tensor).all():
@@ -741,7 +739,7 @@ def local_affine_map(model: nn.Module, x: torch.Tensor, *, check: bool = True) -
 
     Args:
         model: a piecewise-linear network (see :func:`trace` for what is supported).
-        x: one input ``[*input_shape]`` or ``[1, *input_shape]``.
+        x: one input ``[*input_shape]``, without batch dimension.
         check: verify ``A @ x + b == model(x)`` (float64, relative 1e-9) and raise if not.
 
     Returns:

@@ -191,7 +191,7 @@ class PlaneDomain:
                     g = coef[o, :, window, i] - coef[o, :, window, j]
                     verts, count = self._clip(verts, count, g, tol, strict=bool(j < i))
                     alive &= count >= 3
-                    count = np.where(alive, count, 3)
+                    count = np.where(alive, count, 0)
                 alive &= polygons.areas(verts) > self.area_tol
                 idx = np.nonzero(alive)[0]
                 cells_v.append(verts[idx])
@@ -371,7 +371,7 @@ def regions_in_plane(
     Args:
         model: a piecewise-linear network (Linear, Conv, BatchNorm in eval, pooling, reshapes,
             residual additions, concatenations, ReLU-family activations); it is not modified.
-        origin, u, v: one input each, shape ``[*input_shape]`` (or ``[1, *input_shape]``).
+        origin, u, v: one input each, shape ``[*input_shape]`` (no batch dimension).
         extent: half-width of the square, > 0.
         anchors: optional ``[A, 2]`` (s, t) points to carry along for plotting.
         rtol: relative tolerance for "a vertex lies on a unit's line".

@@ -176,7 +176,7 @@ def regions_on_segment(
 
     Args:
         model: a piecewise-linear network (see :func:`splinescope.geometry.affine.trace`).
-        a, b: inputs ``[*input_shape]`` (or ``[1, *input_shape]``), different points.
+        a, b: inputs ``[*input_shape]`` (no batch dimension), different points.
         rtol: relative tolerance for "a unit is zero at an interval's end".
         ttol: breakpoints closer than this (in t ∈ [0, 1]) are merged.
 
