@@ -291,3 +291,23 @@ def test_wal_mode_and_synchronous_levels(tmp_path):
     rid = durable.create_run("r", {})
     durable.log_scalars(rid, 1, "p", {"a": 1.0})
     assert load_metrics(tmp_path, rid)["value"].tolist() == [1.0]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_writes_through_its_own_connection(tmp_path):
+    store = RunStore(tmp_path)
+    rid = store.create_run("r", {})
+    store.log_scalars(rid, 0, "p", {"a": 0.0})
+    pid = os.fork()
+    if pid == 0:  # child: write through the inherited RunStore, then leave at once
+        code = 0
+        try:
+            store.log_scalars(rid, 1, "p", {"a": 1.0})
+            store.close()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.log_scalars(rid, 2, "p", {"a": 2.0})  # the parent's connection still works
+    assert load_metrics(tmp_path, rid)["value"].tolist() == [0.0, 1.0, 2.0]

@@ -24,6 +24,7 @@ from splinescope.store import _db, _json
 from splinescope.store._liveness import environment, hostname, process_start
 
 STATUSES = ("running", "finished", "crashed", "interrupted")
+_ABANDONED: list[sqlite3.Connection | None] = []  # connections inherited through fork
 _RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 
 
@@ -172,7 +173,9 @@ class RunStore:
     def _connection(self) -> sqlite3.Connection:
         if self._pid != os.getpid():
             # A forked child must not use its parent's connection (SQLite forbids it);
-            # abandon the copy without closing it (closing could disturb the parent's WAL).
+            # abandon the copy without closing it (closing could disturb the parent's WAL)
+            # and keep it referenced so that garbage collection does not close it either.
+            _ABANDONED.append(self._con)
             self._con = _db.open_for_writing(self.runs_dir, self.timeout_s, self.durable)
             self._pid = os.getpid()
             self._pending = []
@@ -184,8 +187,11 @@ class RunStore:
     def close(self) -> None:
         """Close the connection (pending ``batch()`` writes are discarded if still open)."""
         with self._lock:
-            if self._con is not None and self._pid == os.getpid():
-                self._con.close()
+            if self._con is not None:
+                if self._pid == os.getpid():
+                    self._con.close()
+                else:
+                    _ABANDONED.append(self._con)  # inherited by fork: never close it here
             self._con = None
 
     def __enter__(self) -> RunStore:
