@@ -176,6 +176,16 @@ def test_cnn_fast_path_and_hull_path_agree_with_batching():
     assert torch.equal(fast.counts, slow.counts)
 
 
+def test_channels_last_layout_gives_the_same_counts():
+    model = ConvBNPool().double()
+    points = torch.rand(6, 3, 8, 8, dtype=torch.float64)
+    nhwc = local_complexity(model, points, radius=0.05, n_vertices=8, channels_last=True)
+    nchw = local_complexity(model, points, radius=0.05, n_vertices=8, channels_last=False)
+    assert torch.equal(nhwc.counts, nchw.counts)
+    with pytest.raises(SplinescopeError, match="channels_last"):
+        local_complexity(mlp(), torch.randn(3, 20), radius=0.5, n_vertices=4, channels_last=True)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_dtypes(dtype):
     model = mlp()

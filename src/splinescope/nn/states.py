@@ -45,6 +45,12 @@ def count_cut_units(layer: UnitLayer, raw: torch.Tensor, n_vertices: int) -> tor
         int64 ``[B]``. Identical to comparing ``sign(a)`` at every vertex with the first one
         (the published algorithm), without materialising the signs.
     """
+    if (
+        raw.dim() == 4
+        and not raw.is_contiguous()
+        and raw.is_contiguous(memory_format=torch.channels_last)
+    ):
+        raw = raw.permute(0, 2, 3, 1)  # a view: unit order is irrelevant to the count
     values = raw.reshape(raw.shape[0] // n_vertices, n_vertices, -1)
     if layer.kind == "argmax":
         return (values.amin(dim=1) != values.amax(dim=1)).sum(dim=1)
