@@ -59,6 +59,11 @@ def _check_number(value: object, name: str, *, positive: bool) -> float:
     return float(value)
 
 
+def _check_int(value: object, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SplinescopeError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
 def _check_domain(domain: object) -> tuple[float, float]:
     if not isinstance(domain, (tuple, list)) or len(domain) != 2:
         raise SplinescopeError(f"domain must be a (lo, hi) pair of floats, got {domain!r}")
@@ -122,10 +127,8 @@ def _plan(
         )
     eps = _check_number(eps, "eps", positive=False)
     step_size = _check_number(step_size, "step_size", positive=True)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise SplinescopeError(f"steps must be an int >= 0, got {steps!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SplinescopeError(f"seed must be an int >= 0, got {seed!r}")
+    _check_int(steps, "steps", 0)
+    _check_int(seed, "seed", 0)
     if loss_fn is not None and not callable(loss_fn):
         raise SplinescopeError(f"loss_fn must be callable (logits, y) -> scalar, got {loss_fn!r}")
     reference = next(itertools.chain(model.parameters(), model.buffers()), None)
@@ -299,10 +302,8 @@ def adversarial_accuracy(
     missing = [name for name in required if name not in kw]
     if missing:
         raise SplinescopeError(f"attack {attack!r} needs argument(s) {', '.join(missing)}")
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise SplinescopeError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
+    if batch_size is not None:
+        _check_int(batch_size, "batch_size", 1)
     if attack == "fgsm":
         kw = {**kw, **_fgsm_as_pgd(kw["eps"])}
     plan = _plan(model, x, y, **kw)  # type: ignore[arg-type]
