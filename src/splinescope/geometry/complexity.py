@@ -333,7 +333,7 @@ def local_complexity(
                 vertex_output = _shift_by_frame(
                     center_output, frame_output, include_center, nhwc_output
                 )
-                runner.run(None, on_unit, injected=vertex_output)
+                runner.run(None, on_unit, injected=vertex_output, need_output=False)
                 continue
             if hull is not None:
                 vertices = hull[start:stop].to(device=device, dtype=dtype)
@@ -350,7 +350,7 @@ def local_complexity(
             vertices = vertices.flatten(0, 1)
             if nhwc:
                 vertices = vertices.contiguous(memory_format=torch.channels_last)
-            runner.run(vertices, on_unit)
+            runner.run(vertices, on_unit, need_output=False)
 
     return LocalComplexity(
         counts=counts,

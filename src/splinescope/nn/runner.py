@@ -69,6 +69,8 @@ class FxRunner:
         for used, user in last_user.items():
             self.last_uses[user].append(used)
         self.first_affine = _find_first_affine(graph_module, self.nodes)
+        tapped = [i for i, node in enumerate(self.nodes) if node in self.taps]
+        self.last_tapped = max(tapped) if tapped else len(self.nodes)
         self._interpreter = fx.Interpreter(graph_module, garbage_collect_values=False)
 
     def prefix(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,14 +83,22 @@ class FxRunner:
         return env[self.first_affine.node.args[0]]
 
     def run(
-        self, x: torch.Tensor | None, on_unit: OnUnit, injected: torch.Tensor | None = None
+        self,
+        x: torch.Tensor | None,
+        on_unit: OnUnit,
+        injected: torch.Tensor | None = None,
+        need_output: bool = True,
     ) -> object:
-        """Run on ``x``; with ``injected``, start from that value of the first affine module."""
+        """Run on ``x``; with ``injected``, start from that value of the first affine module.
+
+        With ``need_output=False`` the walk stops after the last tapped node (returns None).
+        """
         interp = self._interpreter
         env: dict[fx.Node, object] = {}
         interp.env = env
         skip = set(self.first_affine.prefix) if injected is not None else set()
-        for node in self.nodes:
+        stop = len(self.nodes) if need_output else self.last_tapped + 1
+        for node in self.nodes[:stop]:
             if node in skip:
                 continue
             taps = self.taps.get(node, ())
@@ -130,9 +140,13 @@ class HookRunner:
         self.module_names = sorted({name for name, _ in taps})
 
     def run(
-        self, x: torch.Tensor | None, on_unit: OnUnit, injected: torch.Tensor | None = None
+        self,
+        x: torch.Tensor | None,
+        on_unit: OnUnit,
+        injected: torch.Tensor | None = None,
+        need_output: bool = True,
     ) -> object:
-        """Run the model on ``x``, calling ``on_unit`` from inside the hooks."""
+        """Run the model on ``x``, calling ``on_unit`` from inside the hooks (whole forward)."""
         if injected is not None:
             raise RuntimeError("HookRunner cannot start from an injected first layer")
         calls: Counter[str] = Counter()

@@ -90,5 +90,5 @@ def record_states(
 
     with measuring(model):
         for start in range(0, x.shape[0], batch_size):
-            units.runner.run(x[start : start + batch_size], keep)
+            units.runner.run(x[start : start + batch_size], keep, need_output=False)
     return {layer.name: torch.cat(parts) for layer, parts in zip(units.layers, chunks, strict=True)}
