@@ -29,8 +29,9 @@ def _check_against_store(client, mlflow_run_id, runs_dir, tmp_path):
     assert got.data.params == {k: str(v) for k, v in flat_params(run.config).items()}
     tags = got.data.tags
     assert tags["splinescope.run_id"] == run.run_id and tags["splinescope.status"] == "finished"
-    assert tags["summary.grokking_gap"] == "7400"
-    assert tags["summary.robustness_gap"] == "not reached"
+    assert len(run.summary) > 8 and "grokking_gap" in run.summary
+    for key, value in run.summary.items():
+        assert tags[f"summary.{key}"] == str(value)
     assert tags["env.python"] == run.env["python"]
     metrics = load_metrics(runs_dir, run.run_id)
     assert set(got.data.metrics) == set(metrics.probe + "/" + metrics.key)

@@ -10,16 +10,25 @@ import pandas as pd
 
 LAYERS = ("fc1", "fc2", "fc3")
 N_CLASSES = 4
+# The shape of monitor.phenomena.detect_phenomena's output: phenomena (steps, gap ratios or
+# "not reached") followed by the criteria used.
 SUMMARY = {
     "interpolation_step": 600,
     "generalization_step": 8000,
-    "grokking_gap": 7400,
+    "grokking_gap": 8000 / 600,
     "robust_interpolation_step": 2000,
     "robust_generalization_step": "not reached",
     "robustness_gap": "not reached",
     "lc_peak_step": 1000,
     "lc_descent_step": 1500,
+    "interpolation_threshold": 0.99,
+    "generalization_tolerance": 0.01,
+    "plateau_fraction": 0.1,
+    "test_plateau": 0.93,
+    "adversarial_key": "pgd_linf_acc",
+    "lc_key": "train_total",
 }
+DETECT = "detect"  # store_run: compute the summary with monitor.phenomena.detect_phenomena
 
 
 def steps(last: int = 20000, n: int = 24) -> np.ndarray:
@@ -37,8 +46,8 @@ def scalar_rows(seed: int = 0, last: int = 20000) -> list[tuple[int, str, dict[s
     out = []
     for s in steps(last):
         s = int(s)
-        train = 0.1 + 0.9 * _sig(s, 400)
-        test = 0.1 + 0.85 * _sig(s, 6000)
+        train = 0.1 + 0.9 * _sig(s, 200, 0.15)
+        test = 0.1 + 0.85 * _sig(s, 3000, 0.15)
         lc = 40 + 120 * _sig(s, 300) * (1 - 0.7 * _sig(s, 3000))
         acc = {
             "train_acc": train,
@@ -47,6 +56,8 @@ def scalar_rows(seed: int = 0, last: int = 20000) -> list[tuple[int, str, dict[s
             "test_loss": 1.3 * (1 - test) + 0.05,
         }
         lc_vals = {"train_total": lc, "test_total": 0.9 * lc + 5, "random_total": 0.5 * lc + 20}
+        for split in ("train", "test", "random"):
+            lc_vals[f"{split}_total_sem"] = 0.02 * lc_vals[f"{split}_total"]
         for i, layer in enumerate(LAYERS):
             for split, total in (("train", lc), ("test", 0.9 * lc + 5), ("random", 0.5 * lc + 20)):
                 lc_vals[f"{split}/{layer}"] = total * (0.5 - 0.15 * i) + rng.normal(0, 0.1)
@@ -58,7 +69,11 @@ def scalar_rows(seed: int = 0, last: int = 20000) -> list[tuple[int, str, dict[s
             (
                 s,
                 "adversarial",
-                {"pgd_linf_acc": 0.8 * _sig(s, 15000), "fgsm_linf_acc": 0.85 * _sig(s, 9000)},
+                {
+                    "pgd_linf_acc": 0.8 * _sig(s, 2500, 0.15),
+                    "fgsm_linf_acc": 0.85 * _sig(s, 9000),
+                    "train_pgd_linf_acc": _sig(s, 800, 0.15),
+                },
             )
         )
         norms = {f"norm/{layer}": 30 - 5 * i - 8 * _sig(s, 5000) for i, layer in enumerate(LAYERS)}
@@ -69,7 +84,11 @@ def scalar_rows(seed: int = 0, last: int = 20000) -> list[tuple[int, str, dict[s
                 {"total_norm": float(np.sqrt(sum(v * v for v in norms.values()))), **norms},
             )
         )
-        out.append((s, "units", {"dead_frac": 0.02 + 0.1 * _sig(s, 2000), "always_on_frac": 0.05}))
+        units = {"dead_frac": 0.02 + 0.1 * _sig(s, 2000), "always_on_frac": 0.05}
+        for i, layer in enumerate(LAYERS):
+            units[f"dead/{layer}"] = units["dead_frac"] * (0.5 + 0.5 * i)
+            units[f"always_on/{layer}"] = 0.05 * (1 + i) / 2
+        out.append((s, "units", units))
         top = [50 * _sig(s, 200) / (k + 1) + 1 for k in range(3)]
         out.append(
             (
@@ -152,12 +171,13 @@ def store_run(
     last: int = 20000,
     seed: int = 0,
     status: str | None = "finished",
-    summary: dict | None = SUMMARY,
+    summary: dict | str | None = DETECT,
     with_arrays: bool = True,
     config: dict | None = None,
 ) -> str:
     """Log a synthetic run into the RunStore at ``runs_dir`` the way a monitor would; return
-    its id. ``status`` None leaves it "running" (live while this process lives)."""
+    its id. ``status`` None leaves it "running" (live while this process lives); ``summary``
+    DETECT computes it with monitor.phenomena.detect_phenomena, as the monitor does."""
     from splinescope.store import RunStore
 
     store = RunStore(runs_dir)
@@ -179,6 +199,11 @@ def store_run(
             if with_arrays:
                 for step, probe, key, array in array_rows(last):
                     store.log_array(run_id, step, probe, key, array)
+        if summary == DETECT:
+            from splinescope.monitor.phenomena import detect_phenomena
+            from splinescope.store import load_metrics
+
+            summary = detect_phenomena(load_metrics(runs_dir, run_id))
         if summary is not None:
             store.set_summary(run_id, summary)
         if status is not None:

@@ -10,7 +10,12 @@ import pytest
 
 from report import synthetic as S
 from splinescope import SplinescopeError
-from splinescope.report.phenomena import step_marks, summary_items, summary_sentences
+from splinescope.report.phenomena import (
+    criteria_items,
+    step_marks,
+    summary_items,
+    summary_sentences,
+)
 from splinescope.report.rundata import RunData, flatten, format_number, format_time
 
 
@@ -54,17 +59,20 @@ def test_flatten_and_format_helpers():
     assert format_time(None) == "unknown"
 
 
-def test_summary_items_keep_known_phenomena_first_and_show_unreached():
+def test_summary_items_are_the_phenomena_and_criteria_the_rest():
     items = summary_items({"zeta": 1, **S.SUMMARY})
     assert [i.key for i in items][:3] == [
         "interpolation_step",
         "generalization_step",
         "grokking_gap",
     ]
-    assert items[-1].key == "zeta"
+    assert len(items) == 8
     unreached = {i.key for i in items if not i.reached}
     assert unreached == {"robust_generalization_step", "robustness_gap"}
-    assert next(i for i in items if i.key == "grokking_gap").text == "7,400"
+    assert next(i for i in items if i.key == "grokking_gap").text == "13.33"
+    criteria = criteria_items({"zeta": 1, **S.SUMMARY})
+    assert [i.key for i in criteria][-1] == "zeta" and "test_plateau" in {i.key for i in criteria}
+    assert {i.key for i in items} | {i.key for i in criteria} == {"zeta", *S.SUMMARY}
 
 
 def test_step_marks_are_reached_steps_only_in_order():
@@ -75,11 +83,18 @@ def test_step_marks_are_reached_steps_only_in_order():
 
 def test_summary_sentences_name_the_steps_and_what_was_not_reached():
     text = " ".join(summary_sentences(S.SUMMARY))
-    assert "fitted at step 600" in text
-    assert "generalized at step 8,000, 7,400 steps after interpolation" in text
-    assert "robust generalization not reached" in text
+    assert "The training set was fitted (train accuracy ≥ 0.99) at step 600." in text
+    assert (
+        "Test accuracy settled at its final level (final plateau 0.93) at step 8,000, "
+        "13.33× the interpolation step (grokking gap)." in text
+    )
+    assert (
+        "Adversarial accuracy (pgd_linf_acc): robust interpolation at step 2,000; "
+        "robust generalization not reached." in text
+    )
     assert "peaked at step 1,000 and began to descend at step 1,500" in text
     assert summary_sentences({"generalization_step": "not reached"}) == [
-        "Test accuracy has not generalized (not reached)."
+        "Test accuracy has not settled: generalization not reached."
     ]
+    assert summary_sentences({"grokking_gap": "undefined", "robustness_gap": 3.0}) == []
     assert summary_sentences({}) == []

@@ -96,7 +96,7 @@ def test_all_figures_of_a_full_run():
         "lc-layers",
         "lc-class",
         "weights",
-        "probe-units",
+        "units",
         "hessian",
         "hessian-density",
         "probe-codes",
@@ -130,3 +130,23 @@ def test_hessian_trace_band_is_value_plus_minus_standard_error():
     _, se = run.series("hessian", "trace_se")
     np.testing.assert_allclose(band.y[: len(trace)], trace + se)
     np.testing.assert_allclose(band.y[len(trace) :], (trace - se)[::-1])
+
+
+def test_lc_totals_carry_their_standard_error_band():
+    run = _run(last=1000)
+    fig = F.accuracy_lc_figure([run]).figure
+    (band,) = [t for t in fig.data if t.name == "train LC ± s.e."]
+    _, lc = run.series("lc", "train_total")
+    _, sem = run.series("lc", "train_total_sem")
+    np.testing.assert_allclose(band.y[: len(lc)], lc + sem)
+    assert not [t for t in fig.data if t.name and "sem" in t.name]  # no curve of the s.e.
+
+
+def test_units_figure_shows_all_layers_and_each_layer():
+    run = _run(last=1000)
+    fig = F.units_figure([run]).figure
+    dead = {t.name for t in fig.data if t.xaxis == "x"}
+    always = {t.name for t in fig.data if t.xaxis == "x2"}
+    assert dead == always == {"all layers", *S.LAYERS}
+    (total,) = [t for t in fig.data if t.name == "all layers" and t.xaxis == "x"]
+    np.testing.assert_array_equal(total.y, run.series("units", "dead_frac")[1])

@@ -100,7 +100,8 @@ def test_summary_and_last_values_on_the_page_equal_the_run(run, page):
         if "data-summary-key" in a
     }
     assert {k: v for k, (v, _) in summary.items()} == S.SUMMARY
-    assert summary["grokking_gap"][1] == "7,400"
+    assert summary["grokking_gap"][1] == "13.33"
+    assert summary["adversarial_key"][1] == "pgd_linf_acc"
     assert summary["robustness_gap"][1] == "not reached"
     last = {
         a["data-metric"]: (json.loads(a["data-value"]), t) for a, t in cells if "data-metric" in a

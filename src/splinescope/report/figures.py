@@ -46,10 +46,37 @@ def _series_color(label: str, i: int) -> str:
     return P.color(3 + i)
 
 
+def _band(
+    steps: np.ndarray, values: np.ndarray, err: np.ndarray, name: str, fill: str
+) -> go.Scatter:
+    """A shaded band values ± err over the log-step axis (no legend entry of its own)."""
+    x = P.step_x(steps)
+    return go.Scatter(
+        x=np.concatenate([x, x[::-1]]),
+        y=np.concatenate([values + err, (values - err)[::-1]]),
+        fill="toself",
+        fillcolor=fill,
+        opacity=0.2,
+        line=dict(width=0),
+        name=f"{name} ± s.e.",
+        legendgroup=name,
+        showlegend=False,
+        hoverinfo="skip",
+    )
+
+
 def _add_series(
-    fig: go.Figure, runs: Sequence[RunData], series: Sequence[Series], row: int, col: int = 1
+    fig: go.Figure,
+    runs: Sequence[RunData],
+    series: Sequence[Series],
+    row: int,
+    col: int = 1,
+    errors: dict[str, str] | None = None,
 ) -> list[np.ndarray]:
-    """Add one curve per (run, series) with data; return the plotted value arrays."""
+    """Add one curve per (run, series) with data; return the plotted value arrays.
+
+    ``errors`` maps a key to the key of its standard error, drawn as a band where logged at
+    the same steps."""
     labels = P.run_labels(runs)
     plotted = []
     for ri, run in enumerate(runs):
@@ -61,6 +88,10 @@ def _add_series(
                 name, c, d = label, _series_color(label, si), "solid"
             else:
                 name, c, d = f"{labels[ri]}: {label}", P.color(ri), P.dash(si)
+            if errors and key in errors:
+                e_steps, err = run.series(probe, errors[key])
+                if np.array_equal(e_steps, steps):
+                    fig.add_trace(_band(steps, values, err, name, c), row=row, col=col)
             fig.add_trace(P.line(steps, values, name, c, d), row=row, col=col)
             plotted.append(values)
     return plotted
@@ -94,7 +125,8 @@ def accuracy_lc_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.08)
     mark_rows = []
     for row, (series, ytitle) in enumerate(panels, start=1):
-        lo, hi = P.finite_range(_add_series(fig, runs, series, row))
+        errors = {f"{split}_total": f"{split}_total_sem" for split in ("train", "test", "random")}
+        lo, hi = P.finite_range(_add_series(fig, runs, series, row, errors=errors))
         if ytitle == "accuracy":
             lo, hi = min(lo, 0.0), max(hi, 1.0)
         mark_rows.append((row, lo, hi))
@@ -248,28 +280,7 @@ def hessian_figure(runs: Sequence[RunData]) -> ReportFigure | None:
         fig.update_yaxes(title_text="top eigenvalues", row=row, col=1)
         row += 1
     if has_trace:
-        for ri, run in enumerate(runs):
-            steps, values = run.series("hessian", "trace")
-            if len(steps) == 0:
-                continue
-            name = "trace" if len(runs) == 1 else f"{labels[ri]}: trace"
-            c = P.color(0 if len(runs) == 1 else ri)
-            se_steps, se = run.series("hessian", "trace_se")
-            if len(se_steps) == len(steps) and np.array_equal(se_steps, steps):
-                x = P.step_x(steps)
-                band = go.Scatter(
-                    x=np.concatenate([x, x[::-1]]),
-                    y=np.concatenate([values + se, (values - se)[::-1]]),
-                    fill="toself",
-                    fillcolor=c,
-                    opacity=0.2,
-                    line=dict(width=0),
-                    name=f"{name} ± s.e.",
-                    legendgroup=name,
-                    hoverinfo="skip",
-                )
-                fig.add_trace(band, row=row, col=1)
-            fig.add_trace(P.line(steps, values, name, c), row=row, col=1)
+        _add_series(fig, runs, trace, row, errors={"trace": "trace_se"})
         fig.update_yaxes(title_text="trace (Hutchinson)", row=row, col=1)
     P.style(fig, "Loss curvature (Hessian)", n_rows=n_rows)
     fig.update_xaxes(title_text=P.STEP_AXIS_TITLE, row=n_rows, col=1)
@@ -376,12 +387,44 @@ def small_multiples(
 
 
 def units_figure(runs: Sequence[RunData]) -> ReportFigure | None:
-    """Fractions of dead and always-on units over steps."""
-    return small_multiples(
-        runs,
+    """Fractions of dead and of always-on units over steps: all layers (thick) and per layer."""
+    panels = [
+        (total, prefix, title)
+        for total, prefix, title in (
+            ("dead_frac", "dead/", "dead units (never active)"),
+            ("always_on_frac", "always_on/", "always-on units"),
+        )
+        if any(k == total or k.startswith(prefix) for r in runs for k in r.keys("units"))
+    ]
+    if not panels:
+        return None
+    fig = make_subplots(
+        rows=1, cols=len(panels), subplot_titles=[t for _, _, t in panels], horizontal_spacing=0.08
+    )
+    labels = P.run_labels(runs)
+    for col, (total, prefix, _) in enumerate(panels, start=1):
+        layers = list(
+            dict.fromkeys(k for r in runs for k in r.keys("units") if k.startswith(prefix))
+        )
+        for ri, run in enumerate(runs):
+            for li, key in enumerate([total, *layers]):
+                steps, values = run.series("units", key)
+                if len(steps) == 0:
+                    continue
+                layer = "all layers" if key == total else key[len(prefix) :]
+                name = layer if len(runs) == 1 else f"{labels[ri]}: {layer}"
+                c = "#222" if key == total else P.color(li - 1)
+                trace = P.line(steps, values, name, c, P.dash(ri), showlegend=col == 1)
+                trace.line.width = 3 if key == total else 1.5
+                fig.add_trace(trace, row=1, col=col)
+        fig.update_xaxes(title_text="step (log)", row=1, col=col)
+    P.style(fig, "Unit activity")
+    fig.update_yaxes(title_text="fraction of units", row=1, col=1)
+    return ReportFigure(
         "units",
         "Unit activity",
         "Fraction of units never active (dead) and always active on the probe points.",
+        fig,
     )
 
 

@@ -24,7 +24,12 @@ import plotly.offline
 from splinescope.errors import SplinescopeError
 from splinescope.report.figures import ReportFigure, all_figures
 from splinescope.report.images import StoredImage, partition_images
-from splinescope.report.phenomena import PHENOMENA, summary_items, summary_sentences
+from splinescope.report.phenomena import (
+    PHENOMENA,
+    criteria_items,
+    summary_items,
+    summary_sentences,
+)
 from splinescope.report.rundata import RunData, flatten, format_number, format_time
 
 # (probe, key, label) of the last values shown at a glance; adversarial *_acc keys are added.
@@ -80,7 +85,7 @@ footer { color:var(--muted); font-size:12px; margin-top:30px; border-top:1px sol
   figure, table, .notice { break-inside:avoid; }
   h2 { break-after:avoid; }
   .modebar, .modebar-container { display:none !important; }
-  details { display:none; }
+  details:not(.criteria) { display:none; }
 }
 """
 
@@ -210,7 +215,7 @@ def _glance_single(run: RunData) -> str:
         )
         parts.append(
             '<div><h3>Detected phenomena</h3><table class="summary">'
-            f"<tr><th>phenomenon</th><th>step</th></tr>{rows}</table></div>"
+            f"<tr><th>phenomenon</th><th>step or ratio</th></tr>{rows}</table></div>"
         )
     head = _headline([run])
     if head:
@@ -226,14 +231,25 @@ def _glance_single(run: RunData) -> str:
             '<div><h3>Last values</h3><table class="last">'
             f"<tr><th>metric</th><th>value</th><th>at step</th></tr>{rows}</table></div>"
         )
-    parts.append("</div></section>")
+    parts.append("</div>")
+    criteria = criteria_items(run.summary)
+    if criteria:
+        rows = "".join(
+            f"<tr><th>{_e(it.label)}</th>"
+            + _value_cell(run, "data-summary-key", it.key, it.value, it.text)
+            + "</tr>"
+            for it in criteria
+        )
+        parts.append(
+            "<details class='criteria'><summary>Detection criteria and reference values</summary>"
+            f"<table class='criteria'>{rows}</table></details>"
+        )
+    parts.append("</section>")
     return "\n".join(parts)
 
 
 def _glance_many(runs: Sequence[RunData], labels: Sequence[str]) -> str:
-    keys = list(PHENOMENA)
-    keys = [k for k in keys if any(k in r.summary for r in runs)]
-    keys += sorted({k for r in runs for k in r.summary} - set(PHENOMENA))
+    keys = [k for k in PHENOMENA if any(k in r.summary for r in runs)]
     head = _headline(runs)
     header = (
         "<tr><th>run</th><th>status</th><th>last step</th>"

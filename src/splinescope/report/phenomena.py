@@ -10,14 +10,15 @@ from splinescope.report.rundata import format_number
 
 NOT_REACHED = "not reached"
 
-# key -> (short label, whether the value is a training step that can be marked on a step axis)
+# key -> (short label, whether the value is a training step that can be marked on a step axis).
+# The gaps are ratios (later step / interpolation step), as monitor.phenomena defines them.
 PHENOMENA: dict[str, tuple[str, bool]] = {
     "interpolation_step": ("interpolation (train fitted)", True),
-    "generalization_step": ("generalization (test)", True),
-    "grokking_gap": ("grokking gap (steps)", False),
+    "generalization_step": ("generalization (test settled)", True),
+    "grokking_gap": ("grokking gap (× interpolation step)", False),
     "robust_interpolation_step": ("robust interpolation", True),
     "robust_generalization_step": ("robust generalization", True),
-    "robustness_gap": ("robustness gap (steps)", False),
+    "robustness_gap": ("robustness gap (× interpolation step)", False),
     "lc_peak_step": ("LC peak", True),
     "lc_descent_step": ("LC descent onset", True),
 }
@@ -44,16 +45,20 @@ class SummaryItem:
 
 
 def summary_items(summary: Mapping[str, Any]) -> list[SummaryItem]:
-    """The known phenomena first (in PHENOMENA order), then any other summary keys sorted."""
-    items = []
-    for key, (label, _) in PHENOMENA.items():
-        if key in summary:
-            v = summary[key]
-            items.append(SummaryItem(key, label, v, format_number(v)))
-    for key in sorted(k for k in summary if k not in PHENOMENA):
-        v = summary[key]
-        items.append(SummaryItem(key, key.replace("_", " "), v, format_number(v)))
-    return items
+    """The known phenomena, in PHENOMENA order, that the summary holds."""
+    return [
+        SummaryItem(key, label, summary[key], format_number(summary[key]))
+        for key, (label, _) in PHENOMENA.items()
+        if key in summary
+    ]
+
+
+def criteria_items(summary: Mapping[str, Any]) -> list[SummaryItem]:
+    """The other summary entries (detection criteria and reference values), sorted by key."""
+    return [
+        SummaryItem(key, key.replace("_", " "), summary[key], format_number(summary[key]))
+        for key in sorted(k for k in summary if k not in PHENOMENA)
+    ]
 
 
 def step_marks(summary: Mapping[str, Any]) -> list[tuple[str, str, int]]:
@@ -66,47 +71,58 @@ def step_marks(summary: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     return sorted(marks, key=lambda m: m[2])
 
 
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _step(summary: Mapping[str, Any], key: str) -> str | None:
     v = summary.get(key)
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return f"step {format_number(v)}"
-    return None
+    return f"step {format_number(v)}" if _num(v) else None
+
+
+def _gap(summary: Mapping[str, Any], key: str, name: str) -> str:
+    v = summary.get(key)
+    return f", {format_number(v)}× the interpolation step ({name})" if _num(v) else ""
 
 
 def summary_sentences(summary: Mapping[str, Any]) -> list[str]:
     """Short plain sentences telling what happened when, for the top of the report."""
     out: list[str] = []
     interp, gen = _step(summary, "interpolation_step"), _step(summary, "generalization_step")
+    thr = summary.get("interpolation_threshold")
+    crit = f" (train accuracy ≥ {format_number(thr)})" if _num(thr) else ""
     if "interpolation_step" in summary:
         out.append(
-            f"The training set was fitted at {interp}."
+            f"The training set was fitted{crit} at {interp}."
             if interp
-            else "The training set has not been fitted (interpolation not reached)."
+            else f"The training set has not been fitted{crit}: interpolation not reached."
         )
     if "generalization_step" in summary:
+        plateau = summary.get("test_plateau")
+        level = f" (final plateau {format_number(plateau)})" if _num(plateau) else ""
         if gen:
-            gap = summary.get("grokking_gap")
-            tail = (
-                f", {format_number(gap)} steps after interpolation (grokking gap)"
-                if isinstance(gap, (int, float)) and not isinstance(gap, bool)
-                else ""
-            )
-            out.append(f"Test accuracy generalized at {gen}{tail}.")
+            gap = _gap(summary, "grokking_gap", "grokking gap")
+            out.append(f"Test accuracy settled at its final level{level} at {gen}{gap}.")
         else:
-            out.append("Test accuracy has not generalized (not reached).")
+            out.append(f"Test accuracy has not settled{level}: generalization not reached.")
     r_interp = _step(summary, "robust_interpolation_step")
     r_gen = _step(summary, "robust_generalization_step")
     if "robust_interpolation_step" in summary or "robust_generalization_step" in summary:
-        parts = [
-            f"robust interpolation at {r_interp}"
-            if r_interp
-            else "robust interpolation not reached",
-            f"robust generalization at {r_gen}" if r_gen else "robust generalization not reached",
-        ]
-        gap = summary.get("robustness_gap")
-        if isinstance(gap, (int, float)) and not isinstance(gap, bool):
-            parts.append(f"robustness gap {format_number(gap)} steps")
-        out.append("Adversarial accuracy: " + "; ".join(parts) + ".")
+        adv = summary.get("adversarial_key")
+        parts = []
+        if "robust_interpolation_step" in summary:
+            parts.append(
+                f"robust interpolation at {r_interp}"
+                if r_interp
+                else "robust interpolation not reached"
+            )
+        parts.append(
+            f"robust generalization at {r_gen}" + _gap(summary, "robustness_gap", "robustness gap")
+            if r_gen
+            else "robust generalization not reached"
+        )
+        what = f"Adversarial accuracy ({adv})" if isinstance(adv, str) else "Adversarial accuracy"
+        out.append(f"{what}: " + "; ".join(parts) + ".")
     peak, descent = _step(summary, "lc_peak_step"), _step(summary, "lc_descent_step")
     if "lc_peak_step" in summary or "lc_descent_step" in summary:
         out.append(
