@@ -23,11 +23,20 @@ PALETTE = (
     "#9467bd",
     "#8c564b",
     "#e377c2",
-    "#7f7f7f",
+    "#393b79",
     "#bcbd22",
     "#17becf",
 )
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+# Labels written beside the phenomenon lines of a single run.
+SHORT_MARKS = {
+    "interpolation_step": "train fitted",
+    "generalization_step": "test settled",
+    "robust_interpolation_step": "robust fit",
+    "robust_generalization_step": "robust settled",
+    "lc_peak_step": "LC peak",
+    "lc_descent_step": "LC descent",
+}
 FONT = dict(family="DejaVu Sans, Helvetica, Arial, sans-serif", size=13, color="#222")
 ROW_HEIGHT = 300
 
@@ -90,7 +99,24 @@ def add_phenomenon_marks(
     """
     labels = run_labels(runs)
     for ri, run in enumerate(runs):
-        for mi, (key, label, step) in enumerate(step_marks(run.summary)):
+        marks = step_marks(run.summary)
+        if len(runs) == 1:
+            # Name the lines in the first panel too, staggered so neighbours stay readable.
+            for mi, (key, _, step) in enumerate(marks):
+                fig.add_annotation(
+                    x=float(np.log10(step_x(np.array([step]))[0])),
+                    y=0.98 - 0.09 * (mi % 3),
+                    xref="x",
+                    yref="y domain",
+                    text=SHORT_MARKS.get(key, key),
+                    showarrow=False,
+                    xanchor="left",
+                    yanchor="top",
+                    xshift=3,
+                    font=dict(size=11, color="#333"),
+                    bgcolor="rgba(255,255,255,0.8)",
+                )
+        for mi, (key, label, step) in enumerate(marks):
             name = label if len(runs) == 1 else f"{labels[ri]}: {label}"
             mark_color = "#555" if len(runs) == 1 else color(ri)
             group = f"mark-{ri}-{key}"
