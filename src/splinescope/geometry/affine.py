@@ -224,6 +224,7 @@ class PointDomain:
 
     def __init__(self, n_points: int) -> None:
         self._size = n_points
+        self.on_boundary = False
 
     @property
     def size(self) -> int:
@@ -231,6 +232,9 @@ class PointDomain:
 
     def split(self, z: torch.Tensor, layer: str) -> tuple[np.ndarray, np.ndarray]:
         states = torch.sign(z[:, 0]).to(torch.int8).cpu().numpy()
+        if z.shape[1] > 1:  # a unit at exactly 0 that varies with the input: x is on a boundary
+            moving = (z[:, 1:] != 0).any(dim=1)
+            self.on_boundary |= bool(((z[:, 0] == 0) & moving).any())
         return np.arange(self._size), states
 
     def split_max(
@@ -711,8 +715,9 @@ class LocalAffineMap:
         A: float64 ``[n_outputs, n_inputs]`` (inputs and outputs flattened).
         b: float64 ``[n_outputs]``.
         input_shape: per-sample input shape (reshape a row of A to it to see it as an image).
-        on_boundary: True when some unit is exactly 0 at x (x lies on a region boundary; the
-            map given is the one with those units treated as inactive).
+        on_boundary: True when some unit that varies with the input is exactly 0 at x (x lies
+            on a region boundary; the map given treats those units as inactive). Units that are
+            identically 0 near x (fed only by inactive units) do not count.
     """
 
     A: torch.Tensor
@@ -751,8 +756,9 @@ def local_affine_map(model: nn.Module, x: torch.Tensor, *, check: bool = True) -
     coef = torch.zeros((1, d + 1, *point.shape), dtype=torch.float64)
     coef[0, 0] = point
     coef[0, 1:] = torch.eye(d, dtype=torch.float64).reshape(d, *point.shape)
+    domain = PointDomain(1)
     try:
-        result = propagate(gm, PointDomain(1), Affine(coef))
+        result = propagate(gm, domain, Affine(coef))
     except SplinescopeError:
         raise
     except Exception as error:
@@ -763,11 +769,7 @@ def local_affine_map(model: nn.Module, x: torch.Tensor, *, check: bool = True) -
     out = result.output.coef[0].reshape(d + 1, -1)
     jac = out[1:].T.contiguous()
     b = out[0] - jac @ point.reshape(-1)
-    on_boundary = any(
-        (s == 0).any()
-        for r, s in zip(result.records, result.states, strict=True)
-        if r.kind != "argmax"
-    )
+    on_boundary = domain.on_boundary
     if check:
         with torch.no_grad():
             reference = gm(point[None]).reshape(-1)
