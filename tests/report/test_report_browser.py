@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -196,5 +197,23 @@ def test_report_without_figures_still_opens_cleanly(browser, runs_dir, tmp_path)
         assert page.get_attribute("body", "data-figures-rendered") == "0"
         assert "No metrics logged yet" in page.inner_text("[data-no-metrics]")
         assert json.loads(page.evaluate("() => JSON.stringify(typeof Plotly)")) == "object"
+    finally:
+        page.close()
+
+
+def test_the_harness_sees_a_broken_figure_and_a_network_request(browser, runs_dir, tmp_path):
+    """The checks above can fail: a figure that cannot be drawn is a console error and is not
+    counted as rendered; a resource fetched from the network is caught."""
+    text = report_command(["grok-digits-live"], runs_dir, tmp_path / "ok.html").read_text()
+    n = int(re.search(r"<body data-figures='(\d+)'>", text).group(1))
+    broken = text.replace('data-plot="plot-loss"', 'data-plot="plot-missing"', 1)
+    broken = broken.replace("<footer>", '<img src="http://example.invalid/x.png"><footer>', 1)
+    path = tmp_path / "broken.html"
+    path.write_text(broken, encoding="utf-8")
+    page, console, requests = _open(browser, path)
+    try:
+        assert page.get_attribute("body", "data-figures-rendered") == str(n - 1)
+        assert any("figure plot-missing failed to render" in c for c in console), console
+        assert requests == ["http://example.invalid/x.png"]
     finally:
         page.close()

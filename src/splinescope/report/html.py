@@ -4,7 +4,8 @@ The page needs no network at view time and opens from a file:// URL. Machine-rea
 hooks for tests and tools: every figure is a ``<figure data-figure=SLUG>``; summary cells
 carry ``data-run``, ``data-summary-key`` and ``data-value`` (the store's value as JSON);
 last-value cells carry ``data-run``, ``data-metric`` ("probe/key") and ``data-value``;
-``<body data-figures-rendered=N>`` is set once all N interactive figures are drawn.
+``<body data-figures=N>`` counts the interactive figures and ``data-figures-rendered`` is
+set to how many were drawn once every one has been tried (a failure is a console error).
 """
 
 from __future__ import annotations
@@ -93,18 +94,28 @@ _RENDER_JS = """
 (function () {
   var specs = document.querySelectorAll('script[type="application/json"][data-plot]');
   var config = {responsive: true, displaylogo: false, displayModeBar: 'hover'};
-  var pending = [];
+  function failed(id, err) {
+    console.error('splinescope report: figure ' + id + ' failed to render: ' + err);
+    return false;
+  }
+  var results = [];
   specs.forEach(function (s) {
-    var spec = JSON.parse(s.textContent);
-    var div = document.getElementById(s.getAttribute('data-plot'));
-    pending.push(Plotly.newPlot(div, spec.data, spec.layout, config));
+    var id = s.getAttribute('data-plot');
+    try {
+      var spec = JSON.parse(s.textContent);
+      var div = document.getElementById(id);
+      if (!div) { throw new Error('no element with id ' + id); }
+      results.push(Plotly.newPlot(div, spec.data, spec.layout, config).then(
+        function () { return true; }, function (err) { return failed(id, err); }));
+    } catch (err) {
+      results.push(Promise.resolve(failed(id, err)));
+    }
   });
-  Promise.all(pending).then(function () {
-    document.body.setAttribute('data-figures-rendered', String(pending.length));
-  }, function (err) {
-    console.error('splinescope report: a figure failed to render: ' + err);
+  Promise.all(results).then(function (ok) {
+    document.body.setAttribute('data-figures-rendered', String(ok.filter(Boolean).length));
   });
   function resizeAll() {
+    if (typeof Plotly === 'undefined') { return; }
     document.querySelectorAll('.plot').forEach(function (d) { Plotly.Plots.resize(d); });
   }
   window.addEventListener('beforeprint', resizeAll);
