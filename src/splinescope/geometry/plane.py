@@ -42,45 +42,85 @@ class PlaneDomain:
         self.extent = e
         self.rtol = rtol
         self.area_tol = area_rtol * (2 * e) ** 2
-        self.verts = np.array([[[-e, -e], [e, -e], [e, e], [-e, e]]], dtype=np.float64)
-        self.count = np.array([4], dtype=np.int64)
+        self._verts = np.zeros((1024, 8, 2), dtype=np.float64)
+        self._count = np.zeros(1024, dtype=np.int64)
+        self._verts[0, :4] = [[-e, -e], [e, -e], [e, e], [-e, e]]
+        self._verts[0, 4:] = self._verts[0, 0]
+        self._count[0] = 4
+        self._n = 1
         self.layer_cuts: list[int] = []
 
+    # -- storage: a buffer with amortised growth; padding slots repeat vertex 0
     @property
     def size(self) -> int:
-        return len(self.count)
+        return self._n
 
-    # -- storage with amortised growth
-    def _grow(self, verts: np.ndarray, count: np.ndarray) -> None:
-        width = max(self.verts.shape[1], verts.shape[1])
-        self.verts = np.concatenate(
-            [polygons.pad_to(self.verts, width), polygons.pad_to(verts, width)]
-        )
-        self.count = np.concatenate([self.count, count])
+    @property
+    def verts(self) -> np.ndarray:
+        return self._verts[: self._n]
 
-    def _values(self, coef: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """``[P, M, U]`` unit values at the vertices of the pieces (chunked by the caller)."""
-        verts = self.verts if rows is None else self.verts[rows]
-        return (
-            coef[:, None, 0, :]
-            + verts[:, :, 0, None] * coef[:, None, 1, :]
-            + verts[:, :, 1, None] * coef[:, None, 2, :]
-        )
+    @property
+    def count(self) -> np.ndarray:
+        return self._count[: self._n]
 
+    def _widen(self, width: int) -> None:
+        if width > self._verts.shape[1]:
+            self._verts = polygons.pad_to(self._verts, width + 2)
+
+    def _append(self, verts: np.ndarray, count: np.ndarray) -> None:
+        self._widen(verts.shape[1])
+        need = self._n + len(count)
+        if need > len(self._count):
+            capacity = max(need, 2 * len(self._count))
+            grown = np.zeros((capacity, self._verts.shape[1], 2), dtype=np.float64)
+            grown[: self._n] = self._verts[: self._n]
+            self._verts = grown
+            self._count = np.concatenate(
+                [self._count[: self._n], np.zeros(capacity - self._n, dtype=np.int64)]
+            )
+        self._verts[self._n : need] = polygons.pad_to(verts, self._verts.shape[1])
+        self._count[self._n : need] = count
+        self._n = need
+
+    def _replace(self, rows: np.ndarray, verts: np.ndarray, count: np.ndarray) -> None:
+        self._widen(verts.shape[1])
+        self._verts[rows] = polygons.pad_to(verts, self._verts.shape[1])
+        self._count[rows] = count
+
+    # -- which units may cut which pieces
     def _tolerance(self, coef: np.ndarray) -> np.ndarray:
-        return self.rtol * (
-            np.abs(coef[:, 0]) + self.extent * (np.abs(coef[:, 1]) + np.abs(coef[:, 2]))
-        )
+        scale = np.abs(coef[:, 1]) + np.abs(coef[:, 2])
+        scale *= self.extent
+        scale += np.abs(coef[:, 0])
+        return scale * self.rtol
 
-    def _cut_mask(self, coef: np.ndarray, tol: np.ndarray) -> np.ndarray:
-        p, _, u = coef.shape
-        m = self.verts.shape[1]
-        rows = max(1, _CHUNK // max(1, m * u))
-        cut = np.zeros((p, u), dtype=bool)
-        for start in range(0, p, rows):
-            sl = slice(start, start + rows)
-            f = self._values(coef[sl], np.arange(start, min(start + rows, p)))
-            cut[sl] = (f.max(axis=1) > tol[sl]) & (f.min(axis=1) < -tol[sl])
+    def _boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Centres and half-sizes ``[P, 2]`` of the pieces' bounding boxes."""
+        lo, hi = self.verts.min(axis=1), self.verts.max(axis=1)
+        return 0.5 * (lo + hi), 0.5 * (hi - lo)
+
+    def _near(self, coef, tol, centre, half, margin) -> tuple[np.ndarray, np.ndarray]:
+        """Value of each unit at each box centre ``[P, U]`` and whether the unit's line may
+        come within ``margin · tol`` of the piece (its range over the box straddles ±)."""
+        value = coef[:, 0] + centre[:, 0:1] * coef[:, 1]
+        value += centre[:, 1:2] * coef[:, 2]
+        reach = half[:, 0:1] * np.abs(coef[:, 1])
+        reach += half[:, 1:2] * np.abs(coef[:, 2])
+        reach += margin * tol
+        return value, np.abs(value) <= reach
+
+    def _cut_mask(self, coef, tol, near) -> np.ndarray:
+        """Exact "a vertex is above tol and another below −tol" for the near pairs only."""
+        rows, cols = np.nonzero(near)
+        cut = np.zeros(near.shape, dtype=bool)
+        step = max(1, _CHUNK // max(1, self.verts.shape[1]))
+        for start in range(0, len(rows), step):
+            r, c = rows[start : start + step], cols[start : start + step]
+            v = self.verts[r]
+            f = coef[r, 0, c][:, None] + v[..., 0] * coef[r, 1, c][:, None]
+            f += v[..., 1] * coef[r, 2, c][:, None]
+            t = tol[r, c]
+            cut[r, c] = (f.max(axis=1) > t) & (f.min(axis=1) < -t)
         return cut
 
     def _split_rows(
@@ -94,36 +134,43 @@ class PlaneDomain:
         ok &= (polygons.areas(pv) > self.area_tol) & (polygons.areas(nv) > self.area_tol)
         if not ok.any():
             return rows[:0], nv[:0], nc[:0]
-        width = max(self.verts.shape[1], pv.shape[1])
-        if width > self.verts.shape[1]:
-            self.verts = polygons.pad_to(self.verts, width)
-        self.verts[rows[ok]] = polygons.pad_to(pv[ok], width)[:, :width]
-        self.count[rows[ok]] = pc[ok]
+        self._replace(rows[ok], pv[ok], pc[ok])
         return rows[ok], nv[ok], nc[ok]
 
-    def _states(self, coef: np.ndarray, origin: np.ndarray, tol: np.ndarray) -> np.ndarray:
-        """int8 sign of every unit on every piece, read at the piece's area centroid."""
-        centre = polygons.centroids(self.verts)
-        c = coef[origin]
-        value = c[:, 0] + centre[:, 0:1] * c[:, 1] + centre[:, 1:2] * c[:, 2]
-        t = tol[origin]
-        states = np.sign(value).astype(np.int8)
-        unsure = np.nonzero(np.abs(value) <= 1e3 * t)
-        if len(unsure[0]):
-            rows, cols = unsure
-            f = (
-                c[rows, 0, cols][:, None]
-                + self.verts[rows, :, 0] * c[rows, 1, cols][:, None]
-                + self.verts[rows, :, 1] * c[rows, 2, cols][:, None]
-            )
+    def _states(self, coef, tol, origin, sign, near) -> np.ndarray:
+        """int8 sign of every unit on every piece. Far from a piece (``near`` false at its
+        origin) the sign at the origin's box centre holds; near pairs are read at the piece's
+        area centroid, or at its vertex of largest |value| when that is within 1e3·tol."""
+        states = sign[origin]
+        rows, cols = np.nonzero(near[origin])
+        if not len(rows):
+            return states
+        centre = polygons.centroids(self.verts[np.unique(rows)])
+        lookup = np.zeros(self.size, dtype=np.int64)
+        lookup[np.unique(rows)] = np.arange(len(centre))
+        o = origin[rows]
+        cen = centre[lookup[rows]]
+        value = coef[o, 0, cols] + cen[:, 0] * coef[o, 1, cols] + cen[:, 1] * coef[o, 2, cols]
+        t = tol[o, cols]
+        result = np.sign(value).astype(np.int8)
+        unsure = np.abs(value) <= 1e3 * t
+        if unsure.any():
+            r, c, oo, tt = rows[unsure], cols[unsure], o[unsure], t[unsure]
+            v = self.verts[r]
+            f = coef[oo, 0, c][:, None] + v[..., 0] * coef[oo, 1, c][:, None]
+            f += v[..., 1] * coef[oo, 2, c][:, None]
             extreme = np.take_along_axis(f, np.abs(f).argmax(axis=1)[:, None], axis=1)[:, 0]
-            states[rows, cols] = np.where(np.abs(extreme) > t[rows, cols], np.sign(extreme), 0)
+            result[unsure] = np.where(np.abs(extreme) > tt, np.sign(extreme), 0)
+        states[rows, cols] = result
         return states
 
     def split(self, z: torch.Tensor, layer: str) -> tuple[np.ndarray, np.ndarray]:
         coef = z.detach().cpu().numpy()
         tol = self._tolerance(coef)
-        cut = self._cut_mask(coef, tol)
+        centre, half = self._boxes()
+        value, near = self._near(coef, tol, centre, half, 1e3)
+        sign = np.sign(value).astype(np.int8)
+        cut = self._cut_mask(coef, tol, near)
         origin = np.arange(self.size)
         n_cuts = 0
         for unit in np.nonzero(cut.any(axis=0))[0]:
@@ -137,10 +184,19 @@ class PlaneDomain:
             split, nv, nc = self._split_rows(rows, f, tol[o, unit])
             if len(split):
                 n_cuts += len(split)
-                self._grow(nv, nc)
+                self._append(nv, nc)
                 origin = np.concatenate([origin, origin[split]])
         self.layer_cuts.append(n_cuts)
-        return origin, self._states(coef, origin, tol)
+        return origin, self._states(coef, tol, origin, sign, near)
+
+    def _values(self, coef: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``[B, M, U]`` unit values at the vertices of pieces ``rows``."""
+        verts = self.verts[rows]
+        return (
+            coef[:, None, 0, :]
+            + verts[:, :, 0, None] * coef[:, None, 1, :]
+            + verts[:, :, 1, None] * coef[:, None, 2, :]
+        )
 
     def _clip(self, verts, count, g, tol, strict):
         """Keep the part of each polygon where ``g >= 0``; ``strict`` drops polygons on which g
@@ -208,13 +264,11 @@ class PlaneDomain:
             verts, count, parent, win = verts[order], count[order], parent[order], win[order]
             first = np.ones(len(parent), dtype=bool)
             first[1:] = parent[1:] != parent[:-1]
-            self.verts = polygons.pad_to(self.verts, width)
-            self.verts[parent[first]] = verts[first]
-            self.count[parent[first]] = count[first]
+            self._replace(parent[first], verts[first], count[first])
             winners[parent[first], window] = win[first]
             rest = ~first
             n_cuts += int(rest.sum())
-            self._grow(verts[rest], count[rest])
+            self._append(verts[rest], count[rest])
             origin = np.concatenate([origin, origin[parent[rest]]])
             new_winners = winners[parent[rest]].copy()
             new_winners[:, window] = win[rest]
