@@ -141,11 +141,12 @@ def add_phenomenon_marks(
 def style(fig: go.Figure, title: str, n_rows: int = 1, log_x: bool = True) -> go.Figure:
     """Common layout: white print-friendly background, log-step x axes; the legend on the
     right, or above the plot in rows when it has many entries (it then prints whole)."""
-    n_legend = sum(1 for t in fig.data if t.showlegend is not False)
+    names = [t.name or "" for t in fig.data if t.showlegend is not False]
     height, top = ROW_HEIGHT * n_rows + 90, 60
     legend = dict(font=dict(size=11), itemsizing="constant")
-    if n_legend > 12:
-        extra = 21 * math.ceil(n_legend / 3)
+    if len(names) * 28 > ROW_HEIGHT * n_rows - 30:  # would not fit beside the plot
+        per_row = max(1, 900 // (7 * max(len(n) for n in names) + 50))
+        extra = 21 * math.ceil(len(names) / per_row)
         height, top = height + extra, top + extra
         legend |= dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom")
     fig.update_layout(
