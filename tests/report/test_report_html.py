@@ -7,6 +7,7 @@ import io
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -219,3 +220,14 @@ def test_non_finite_last_values_are_shown_and_kept_parseable():
     page = render_report([RunData("nan00001", "diverged", "crashed", metrics=metrics)])
     (cell,) = [(a, t) for a, t in _cells(page) if a.get("data-metric") == "accuracy/test_loss"]
     assert json.loads(cell[0]["data-value"]) == "nan" and cell[1] == "nan"
+
+
+def test_an_output_the_os_refuses_is_a_clear_error(run):
+    target = Path("/sys/splinescope-report.html")  # sysfs refuses new files, even to root
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no sysfs here to provide an unwritable folder")
+    with pytest.raises(
+        SplinescopeError,
+        match=r"output '/sys/splinescope-report.html' is not writable: Permission denied",
+    ):
+        write_report([run], target)
