@@ -389,3 +389,33 @@ def test_bad_input():
         regions_in_plane(smooth, torch.zeros(2), E1, E2, 1.0)
     with pytest.raises(SplinescopeError, match="collinear"):
         plane_through(torch.zeros(2), E1, 2 * E1)
+
+
+@pytest.mark.parametrize("width", [1e-6, 5e-8, 1e-9])
+def test_thin_slivers_are_found(width):
+    """Two nearly coincident lines bound a strip far thinner than any raster pixel; it is a
+    region of its own with the right area."""
+    layer = nn.Linear(2, 2, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0.3], [1.0, 0.3]], dtype=torch.float64))
+        layer.bias.copy_(torch.tensor([-0.25, -0.25 - width], dtype=torch.float64))
+    model = nn.Sequential(layer, nn.ReLU())
+    part = regions_in_plane(model, torch.zeros(2), E1, E2, 1.0)
+    assert part.n_regions == 3
+    thin = np.sort(part.areas)[0]
+    # The strip between the parallel lines, width / |(1, 0.3)| wide, crosses the square at t.
+    expected = width / np.hypot(1, 0.3) * 2 * np.hypot(1, 0.3)
+    assert thin == pytest.approx(expected, rel=1e-6)
+    check_tiling(part)
+
+
+@pytest.mark.slow
+def test_deep_mlp_against_fine_raster():
+    model = mlp((2, 32, 32, 32, 1), seed=21)
+    part = regions_in_plane(model, torch.zeros(2), E1, E2, 3.0)
+    check_tiling(part)
+    check_affine(model, part)
+    pts, codes = raster_codes(model, part, 500)
+    region = part.region_of_codes(codes)
+    assert (region >= 0).all()
+    assert part.n_regions >= len(np.unique(codes, axis=0))

@@ -12,9 +12,10 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from splinescope.errors import SplinescopeError
-from splinescope.geometry.exact import plane_through, regions_in_plane
+from splinescope.geometry.exact import local_affine_map, plane_through, regions_in_plane
 from splinescope.report.partition_plot import (
     partition_figure,
+    plot_affine_rows,
     plot_partition,
     plot_region_density,
 )
@@ -78,3 +79,17 @@ def test_bad_input():
         plot_partition(partition(), color_by="volume")
     with pytest.raises(SplinescopeError, match="collinear"):
         partition_figure(model(), torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
+
+
+def test_affine_rows_are_drawn_as_images():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    local = local_affine_map(net, torch.randn(1, 4, 4))
+    fig = plot_affine_rows(local, labels=["a", "b", "c"])
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 3
+    np.testing.assert_allclose(shown[1].images[0].get_array(), local.A[1].reshape(4, 4).numpy())
+    flat = local_affine_map(net[1:], torch.randn(16))
+    assert len([ax for ax in plot_affine_rows(flat, image_shape=(4, 4)).axes if ax.images]) == 3
+    with pytest.raises(SplinescopeError, match="image_shape"):
+        plot_affine_rows(flat, image_shape=(5, 5))

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from splinescope.errors import SplinescopeError
+from splinescope.geometry.affine import LocalAffineMap
 from splinescope.geometry.plane import PlanePartition, plane_through, regions_in_plane
 
 COLOR_BY = ("area", "active", "random", None)
@@ -65,11 +66,11 @@ def plot_partition(
     values = _face_values(partition, color_by)
     collection = PolyCollection(polys, edgecolors=edge_color, linewidths=edge_width)
     if values is not None:
-        norm = (
-            LogNorm(values.min(), max(values.max(), values.min() * 1.0001))
-            if color_by == "area"
-            else Normalize(values.min(), max(values.max(), values.min() + 1))
-        )
+        if color_by == "area":  # the smallest 2 % saturate, so slivers do not flatten the scale
+            low = max(values.min(), float(np.percentile(values, 2)))
+            norm = LogNorm(low, max(values.max(), low * 1.0001), clip=True)
+        else:
+            norm = Normalize(values.min(), max(values.max(), values.min() + 1))
         collection.set_array(values)
         collection.set_cmap(cmap)
         collection.set_norm(norm)
@@ -127,9 +128,9 @@ def plot_region_density(
 ) -> Axes:
     """Heat map of region density: region centroids per unit area in a ``bins × bins`` grid
     over the square (log colour scale; empty cells blank). ``bins`` defaults to about
-    ``sqrt(R / 4)`` (8 to 64) so that a typical cell holds a few regions."""
+    ``sqrt(R / 16)`` (8 to 48) so that a typical cell holds several regions."""
     if bins is None:
-        bins = int(np.clip(np.sqrt(partition.n_regions / 4), 8, 64))
+        bins = int(np.clip(np.sqrt(partition.n_regions / 16), 8, 48))
     if bins < 1:
         raise SplinescopeError(f"bins: expected >= 1, got {bins}")
     if ax is None:
@@ -158,6 +159,48 @@ def plot_region_density(
     if ax.figure is not None:
         ax.figure.colorbar(image, ax=ax, shrink=0.8).set_label("regions / area")
     return ax
+
+
+def plot_affine_rows(
+    local: LocalAffineMap,
+    *,
+    labels: Sequence[str] | None = None,
+    cmap: str = "RdBu_r",
+    image_shape: tuple[int, ...] | None = None,
+) -> Figure:
+    """The "linear interpreter" view of a local affine map: each output's row of A drawn as
+    an image of the input's shape (channels averaged), with a symmetric colour scale.
+
+    Args:
+        local: from :func:`splinescope.geometry.local_affine_map`.
+        labels: one title per output (default ``output k``).
+        image_shape: reshape rows to this ``(H, W)`` or ``(C, H, W)`` (e.g. 64 → (8, 8));
+            default: the input shape (1-D inputs are drawn as one row of pixels).
+    """
+    rows = local.A.numpy()
+    shape = tuple(image_shape) if image_shape is not None else local.input_shape
+    if int(np.prod(shape)) != rows.shape[1]:
+        raise SplinescopeError(
+            f"image_shape: {shape} has {int(np.prod(shape))} pixels, rows have {rows.shape[1]}"
+        )
+    images = rows.reshape(len(rows), *shape)
+    if images.ndim == 2:
+        images = images[:, None, :]
+    elif images.ndim == 4:
+        images = images.mean(axis=1)
+    elif images.ndim != 3:
+        raise SplinescopeError(f"image_shape: expected 1 to 3 dimensions, got {shape}")
+    n = len(images)
+    cols = min(n, 5)
+    figure = Figure(figsize=(2.4 * cols, 2.4 * ((n + cols - 1) // cols)), layout="constrained")
+    axes = figure.subplots((n + cols - 1) // cols, cols, squeeze=False).ravel()
+    bound = float(np.abs(images).max()) or 1.0
+    for k, ax in enumerate(axes):
+        ax.set_axis_off()
+        if k < n:
+            ax.imshow(images[k], cmap=cmap, vmin=-bound, vmax=bound)
+            ax.set_title(labels[k] if labels else f"output {k}", fontsize=9)
+    return figure
 
 
 def partition_figure(
