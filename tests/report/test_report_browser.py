@@ -118,9 +118,9 @@ def test_single_run_report_renders_in_chromium(browser, runs_dir, tmp_path):
     try:
         assert console == [] and requests == []
         n = int(page.get_attribute("body", "data-figures"))
-        assert n == 9 and page.get_attribute("body", "data-figures-rendered") == str(n)
+        assert n == 10 and page.get_attribute("body", "data-figures-rendered") == str(n)
         sizes = _figure_sizes(page)
-        assert len(sizes) == n + 6  # nine plots and six partition pictures
+        assert len(sizes) == n + 6  # ten plots and six partition pictures
         assert all(w > 100 and h > 100 for w, h in sizes.values()), sizes
         traces = page.evaluate(
             "() => [...document.querySelectorAll('.plot')].map(d => d.querySelectorAll('.trace').length)"

@@ -100,7 +100,10 @@ def test_all_figures_of_a_full_run():
         "hessian",
         "hessian-density",
         "probe-codes",
+        "probe-hessian-other",
     ]
+    (other,) = [f for f in F.all_figures([_run()]) if f.slug == "probe-hessian-other"]
+    assert [t.name for t in other.figure.data] == ["n_outliers"]  # the key no figure shows
 
 
 def test_lc_per_layer_and_per_class_cover_every_stored_key():

@@ -121,7 +121,7 @@ def test_every_figure_has_a_container_and_its_data(page):
     specs = re.findall(
         r'<script type="application/json" data-plot="plot-([^"]+)">(.*?)</script>', page, re.S
     )
-    assert slugs == [s for s, _ in specs] and len(slugs) == 9
+    assert slugs == [s for s, _ in specs] and len(slugs) == 10
     assert re.search(rf"<body data-figures='{len(slugs)}'>", page)
     for _, spec in specs:
         assert json.loads(spec)["data"]

@@ -19,8 +19,6 @@ from plotly.subplots import make_subplots
 from splinescope.report import _plotting as P
 from splinescope.report.rundata import RunData
 
-# Probes that have a dedicated figure; any other probe gets a generic small-multiples figure.
-KNOWN_PROBES = ("accuracy", "adversarial", "lc", "weights", "units", "hessian", "codes")
 _LAYER_KEY = re.compile(r"^(train|test|random)/(.+)$")
 _CLASS_KEY = re.compile(r"^class_(.+)_total$")
 _TOP_KEY = re.compile(r"^top_(\d+)$")
@@ -350,10 +348,20 @@ def density_figure(runs: Sequence[RunData], max_steps: int = 4) -> ReportFigure 
 
 
 def small_multiples(
-    runs: Sequence[RunData], probe: str, title: str, caption: str, max_panels: int = 12
+    runs: Sequence[RunData],
+    probe: str,
+    title: str,
+    caption: str,
+    max_panels: int = 12,
+    keep: Callable[[str], bool] | None = None,
+    slug: str | None = None,
 ) -> ReportFigure | None:
-    """One panel per scalar key of ``probe`` (up to ``max_panels``), one curve per run."""
-    keys = list(dict.fromkeys(k for r in runs for k in r.keys(probe)))[:max_panels]
+    """One panel per scalar key of ``probe`` (those ``keep`` accepts; up to ``max_panels``),
+    one curve per run."""
+    keys = [
+        k for k in dict.fromkeys(k for r in runs for k in r.keys(probe)) if keep is None or keep(k)
+    ]
+    keys = keys[:max_panels]
     if not keys:
         return None
     cols = min(len(keys), 3)
@@ -383,7 +391,7 @@ def small_multiples(
             )
     P.style(fig, title, n_rows=rows)
     fig.update_layout(height=240 * rows + 100, showlegend=len(runs) > 1)
-    return ReportFigure(f"probe-{probe}", title, caption, fig)
+    return ReportFigure(slug or f"probe-{probe}", title, caption, fig)
 
 
 def units_figure(runs: Sequence[RunData]) -> ReportFigure | None:
@@ -451,12 +459,37 @@ BUILDERS: tuple[Callable[[Sequence[RunData]], ReportFigure | None], ...] = (
 )
 
 
+# The keys each dedicated figure shows; other keys of these probes get panels of their own.
+_SHOWN: dict[str, re.Pattern] = {
+    "accuracy": re.compile(r"^(train|test)_(acc|loss)$"),
+    "adversarial": re.compile(r"^.+_acc$"),
+    "lc": re.compile(r"^((train|test|random)_total(_sem)?|(train|test|random)/.+|class_.+_total)$"),
+    "weights": re.compile(r"^(total_norm|norm/.+)$"),
+    "units": re.compile(r"^(dead_frac|always_on_frac|dead/.+|always_on/.+)$"),
+    "hessian": re.compile(r"^(top_\d+|trace|trace_se)$"),
+    "codes": re.compile(r"^.*$"),
+}
+
+
 def all_figures(runs: Sequence[RunData]) -> list[ReportFigure]:
-    """Every figure the runs have data for, in reading order; unknown probes come last."""
+    """Every figure the runs have data for, in reading order; scalars that no dedicated
+    figure shows (unknown probes, extra keys of known ones) come last, one panel each."""
     figures = [f for b in BUILDERS if (f := b(runs)) is not None]
-    others = dict.fromkeys(p for r in runs for p in r.probes() if p not in KNOWN_PROBES)
-    for probe in others:
-        fig = small_multiples(runs, probe, f"Probe “{probe}”", f"Scalars logged by probe {probe}.")
+    for probe in dict.fromkeys(p for r in runs for p in r.probes()):
+        shown = _SHOWN.get(probe)
+        if shown is None:
+            title, caption, slug = f"Probe “{probe}”", f"Scalars logged by probe {probe}.", None
+        else:
+            title = f"Other scalars of probe “{probe}”"
+            caption, slug = f"Scalars of probe {probe} not shown above.", f"probe-{probe}-other"
+        fig = small_multiples(
+            runs,
+            probe,
+            title,
+            caption,
+            keep=None if shown is None else (lambda k, shown=shown: not shown.match(k)),
+            slug=slug,
+        )
         if fig is not None:
             figures.append(fig)
     return figures
