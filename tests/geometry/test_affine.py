@@ -146,3 +146,28 @@ def test_bad_input_names_the_problem():
         local_affine_map(Branchy(), torch.zeros(2))
     with pytest.raises(SplinescopeError, match="model"):
         local_affine_map("not a model", torch.zeros(2))
+
+
+class WithConstants(nn.Module):
+    """Concatenates a constant made at the batch's size and adds a per-feature offset."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.fc(x) + torch.ones(4) * 0.1)
+        h = torch.cat([h, torch.full((x.shape[0], 2), 0.5)], dim=1)
+        return self.head(1.0 - h)
+
+
+def test_constants_in_the_graph():
+    torch.manual_seed(3)
+    model = WithConstants()
+    x = torch.randn(3)
+    A, b = local_affine_map(model, x)
+    torch.testing.assert_close(A, jacobian(model, x), rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        expected = copy.deepcopy(model).double()(x.double()[None])[0]
+    torch.testing.assert_close(A @ x.double() + b, expected, rtol=0, atol=1e-12)

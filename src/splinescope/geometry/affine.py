@@ -318,12 +318,21 @@ class _Engine:
                 self.last_use[used] = node
 
     # -- helpers
+    def _strip_batch(self, constant: torch.Tensor, like: Affine) -> torch.Tensor:
+        """A constant that carries a batch dimension (size 1, or rows all equal — e.g. a buffer
+        expanded to ``x.size(0)``) as one sample; a genuinely per-sample constant is refused."""
+        if constant.dim() != len(like.shape) + 1:
+            return constant
+        if constant.shape[0] != 1 and not bool((constant == constant[:1]).all()):
+            raise SplinescopeError(
+                "model: combines an input-dependent value with a per-sample constant"
+            )
+        return constant[0]
+
     def _to_affine(self, value: Any, like: Affine) -> Affine:
-        if isinstance(value, Affine):
-            return value
-        constant = torch.as_tensor(value, dtype=torch.float64)
-        coef = torch.zeros((1, like.coef.shape[1], *like.shape), dtype=torch.float64)
-        coef[:, 0] = constant.expand(like.shape) if constant.dim() <= len(like.shape) else constant
+        constant = self._strip_batch(torch.as_tensor(value, dtype=torch.float64), like)
+        coef = torch.zeros((1, like.coef.shape[1], *constant.shape), dtype=torch.float64)
+        coef[0, 0] = constant
         return Affine(coef)
 
     def _linear(self, fn: Callable[[torch.Tensor], torch.Tensor], value: Affine) -> Affine:
@@ -332,14 +341,8 @@ class _Engine:
         return Affine(out.reshape(value.pieces, value.coef.shape[1], *out.shape[1:]))
 
     def _add_constant(self, value: Affine, constant: Any, sign: float = 1.0) -> Affine:
+        constant = self._strip_batch(torch.as_tensor(constant, dtype=torch.float64), value)
         coef = value.coef.clone()
-        constant = torch.as_tensor(constant, dtype=torch.float64)
-        if constant.dim() == len(value.shape) + 1:  # constant carries a batch dimension
-            if constant.shape[0] != 1:
-                raise SplinescopeError(
-                    "model: adds a per-sample constant to an input-dependent value"
-                )
-            constant = constant[0]
         coef[:, 0] = coef[:, 0] + sign * constant
         return Affine(coef)
 
