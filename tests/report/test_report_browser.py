@@ -103,6 +103,16 @@ def _figure_sizes(page) -> dict[str, tuple[float, float]]:
     )
 
 
+def _print_layout(page) -> None:
+    """Lay the page out as printed on A4 landscape with 10 mm margins (1047 x 718 CSS px),
+    redrawing the plots as a browser's beforeprint does."""
+    page.emulate_media(media="print")
+    page.set_viewport_size({"width": 1047, "height": 718})
+    page.evaluate(
+        "() => Promise.all([...document.querySelectorAll('.plot')].map(d => Plotly.Plots.resize(d)))"
+    )
+
+
 def _values(page, attr: str) -> list[dict]:
     return page.evaluate(
         f"""() => [...document.querySelectorAll('[{attr}]')].map(e => ({{
@@ -152,6 +162,7 @@ def test_single_run_report_renders_in_chromium(browser, runs_dir, tmp_path):
 
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report-grok-digits.png"), full_page=True)
+        _print_layout(page)
         page.pdf(
             path=str(ARTIFACTS / "report-grok-digits.pdf"),
             format="A4",
@@ -169,13 +180,15 @@ def test_print_layout_keeps_every_figure_within_the_page(browser, runs_dir, tmp_
     page, console, requests = _open(browser, out, media="print")
     try:
         assert console == [] and requests == []
-        page.set_viewport_size({"width": 1047, "height": 740})  # A4 landscape, 10 mm margins
-        page.evaluate(
-            "() => document.querySelectorAll('.plot').forEach(d => Plotly.Plots.resize(d))"
-        )
-        page.wait_for_timeout(200)
+        _print_layout(page)
         sizes = _figure_sizes(page)
-        assert sizes and all(0 < w <= 1047 and h > 100 for w, h in sizes.values()), sizes
+        bad = {k: v for k, v in sizes.items() if not (0 < v[0] <= 1047 and v[1] > 100)}
+        assert sizes and not bad, bad
+        # each figure, caption included, fits on one A4 landscape page (718 px high)
+        heights = page.evaluate(
+            "() => [...document.querySelectorAll('figure.fig')].map(f => f.getBoundingClientRect().height)"
+        )
+        assert heights and max(heights) <= 718, heights
         live = page.locator("[data-live]")
         assert live.count() == 1 and "Live run" in live.inner_text()
         rows = page.evaluate("() => document.querySelectorAll('table.comparison tr').length")

@@ -48,6 +48,10 @@ HEADLINE = (
     ("hessian", "trace", "Hessian trace"),
 )
 
+# Printed height a figure may take: an A4 landscape page with 10 mm margins is 718 CSS px
+# high; the rest leaves room for a section heading kept with the figure.
+PRINT_FIGURE_HEIGHT = 640
+
 _CSS = """
 :root { --fg:#1d1d1f; --muted:#5f6368; --line:#d9dce1; --bg:#fff; --accent:#1f6fb4; }
 * { box-sizing: border-box; }
@@ -84,7 +88,10 @@ footer { color:var(--muted); font-size:12px; margin-top:30px; border-top:1px sol
   body { -webkit-print-color-adjust:exact; print-color-adjust:exact; font-size:13px; }
   main { padding:0; max-width:none; }
   figure, table, .notice { break-inside:avoid; }
-  h2 { break-after:avoid; }
+  figure.fig { zoom: var(--print-zoom, 1); }
+  .tables { display:block; }
+  .tables > div { display:inline-block; vertical-align:top; margin-right:24px; break-inside:avoid; }
+  h2, h3, h2 + p { break-after:avoid; }
   .modebar, .modebar-container { display:none !important; }
   details:not(.criteria) { display:none; }
 }
@@ -297,8 +304,11 @@ def _figure_html(fig: ReportFigure) -> str:
     spec = _script_json(fig.figure.to_json())
     # A fixed container height: plotly's responsive resize (on print) fills its container.
     height = int(fig.figure.layout.height or 450)
+    # Printed, a figure is shrunk (text included) to fit one A4 landscape page.
+    zoom = min(1.0, PRINT_FIGURE_HEIGHT / (height + 50))
     return (
-        f'<figure class="fig" data-figure="{_e(fig.slug)}" id="fig-{_e(fig.slug)}">'
+        f'<figure class="fig" data-figure="{_e(fig.slug)}" id="fig-{_e(fig.slug)}" '
+        f'style="--print-zoom:{zoom:.3f}">'
         f'<div class="plot" id="plot-{_e(fig.slug)}" style="height:{height}px"></div>'
         f"<figcaption>{_e(fig.caption)}</figcaption>"
         f'<script type="application/json" data-plot="plot-{_e(fig.slug)}">{spec}</script>'
