@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 
@@ -79,3 +80,27 @@ def test_bad_export_input_gets_clear_errors(runs_dir, tmp_path):
         export_command("grok-digits", runs_dir, "mlflow", "http://example:5000")
     with pytest.raises(SplinescopeError, match="no run 'nope'"):
         export_command("nope", runs_dir, "tensorboard", str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("to", "dest", "hidden", "hint"),
+    [
+        (
+            "tensorboard",
+            "tb",
+            "torch.utils.tensorboard",
+            r"pip install 'splinescope\[tensorboard\]'",
+        ),
+        ("MLflow", "file:./mlruns", "mlflow.tracking", r"pip install 'splinescope\[mlflow\]'"),
+    ],
+)
+def test_a_missing_extra_names_its_pip_command(
+    runs_dir, tmp_path, monkeypatch, to, dest, hidden, hint
+):
+    monkeypatch.setitem(sys.modules, hidden, None)  # import now fails as if not installed
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        SplinescopeError, match=rf"export --to {to.lower()} needs the .* package: {hint}"
+    ):
+        export_command("grok-digits", runs_dir, to, dest)
+    assert list(tmp_path.iterdir()) == []  # nothing written

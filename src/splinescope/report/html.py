@@ -11,6 +11,7 @@ set to how many were drawn once every one has been tried (a failure is a console
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import html
 import json
 import math
@@ -407,6 +408,12 @@ def _settings(runs: Sequence[RunData], labels: Sequence[str]) -> str:
     return "\n".join(out)
 
 
+@functools.lru_cache(maxsize=1)
+def _plotly_js() -> str:
+    """plotly.js as shipped with the installed plotly package (vendored into every page)."""
+    return plotly.offline.get_plotlyjs()
+
+
 def render_report(runs: Sequence[RunData], generated_at: _dt.datetime | None = None) -> str:
     """The whole HTML document for one run or several (overlaid, with a comparison table)."""
     from splinescope import __version__
@@ -462,7 +469,7 @@ def render_report(runs: Sequence[RunData], generated_at: _dt.datetime | None = N
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<meta name='generator' content='splinescope {__version__}'>"
         f"<title>{_e(title)}</title><style>{_CSS}</style>"
-        f"<script>{plotly.offline.get_plotlyjs()}</script></head>"
+        f"<script>{_plotly_js()}</script></head>"
         f"<body data-figures='{len(figures)}'><main>{body}</main>"
         f"<script>{_RENDER_JS}</script></body></html>\n"
     )
