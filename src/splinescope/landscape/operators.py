@@ -261,9 +261,17 @@ class CurvatureOperator:
                 )
             return loss * self._weights[index]
 
-        z, jv = jvp(outputs, (primals,), (self.unflatten(v),))
-        _, hz = jvp(grad(loss_of_outputs), (z,), (jv,))
-        _, pullback = vjp(outputs, primals)
+        z, pullback = vjp(outputs, primals)
+        _, jv = jvp(outputs, (primals,), (self.unflatten(v),))
+        # (d^2 l / dz^2) (J v) by double backward in output space (small: N x C)
+        zz = z.detach().requires_grad_(True)
+        (gz,) = torch.autograd.grad(loss_of_outputs(zz), zz, create_graph=True)
+        if gz.requires_grad:
+            (hz,) = torch.autograd.grad(gz, zz, grad_outputs=jv.detach(), allow_unused=True)
+        else:
+            hz = None
+        if hz is None:  # the loss is linear in the outputs: zero GGN
+            return torch.zeros_like(v)
         (gv,) = pullback(hz)
         return self.flatten([gv[n] for n in self.names])
 
