@@ -66,6 +66,7 @@ def test_export_to_a_file_store_reads_back_equal(runs_dir, tmp_path, monkeypatch
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # SQLAlchemy's, inside MLflow
 def test_export_to_sqlite_reads_back_equal_and_keeps_artifacts_beside_the_db(runs_dir, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = export_mlflow(load_run_data(runs_dir, "grok-digits"), uri)
