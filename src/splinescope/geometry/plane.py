@@ -217,19 +217,35 @@ class PlaneDomain:
         winners = np.zeros((p, w), dtype=np.int64)
         scale = np.abs(coef[:, 0]) + self.extent * (np.abs(coef[:, 1]) + np.abs(coef[:, 2]))
         tol_w = self.rtol * 2 * np.where(valid[None], scale, 0).max(axis=2)  # [P, W]
+        # Bounding-box test first: a position whose lowest value over the box beats every
+        # other position's highest wins on the whole piece.
+        centre, half = self._boxes()
+        value = coef[:, 0] + centre[:, 0, None, None] * coef[:, 1]
+        value += centre[:, 1, None, None] * coef[:, 2]
+        reach = half[:, 0, None, None] * np.abs(coef[:, 1])
+        reach += half[:, 1, None, None] * np.abs(coef[:, 2])
+        low = np.where(valid[None], value - reach, -np.inf)
+        high = np.where(valid[None], value + reach, -np.inf)
+        lead = low.argmax(axis=2)
+        lead_low = np.take_along_axis(low, lead[..., None], axis=2)[..., 0]
+        np.put_along_axis(high, lead[..., None], -np.inf, axis=2)
+        certain = lead_low - tol_w > high.max(axis=2)
+        winners = np.where(certain, lead, 0)
         cut = np.zeros((p, w), dtype=bool)
-        m = self.verts.shape[1]
-        step = max(1, _CHUNK // max(1, m * w * k))
-        for start in range(0, p, step):
-            rows = np.arange(start, min(start + step, p))
-            f = self._values(coef[rows].reshape(len(rows), 3, w * k), rows)
-            f = np.where(valid[None, None], f.reshape(len(rows), m, w, k), -np.inf)
-            best = f.max(axis=3, keepdims=True)
-            near = (f >= best - tol_w[rows][:, None, :, None]) & valid[None, None]
-            always = near.all(axis=1)  # [B, W, K]
-            has = always.any(axis=2)
-            cut[rows] = ~has
-            winners[rows] = np.where(has, always.argmax(axis=2), 0)
+        rows, cols = np.nonzero(~certain)
+        step = max(1, _CHUNK // max(1, self.verts.shape[1] * k))
+        for start in range(0, len(rows), step):
+            r, c = rows[start : start + step], cols[start : start + step]
+            v = self.verts[r]
+            zc = coef[r, :, c]  # [n, 3, K]
+            f = zc[:, None, 0] + v[..., 0, None] * zc[:, None, 1] + v[..., 1, None] * zc[:, None, 2]
+            f = np.where(valid[c][:, None], f, -np.inf)  # [n, M, K]
+            best = f.max(axis=2, keepdims=True)
+            near = (f >= best - tol_w[r, c][:, None, None]) & valid[c][:, None]
+            always = near.all(axis=1)  # [n, K]
+            has = always.any(axis=1)
+            cut[r, c] = ~has
+            winners[r, c] = np.where(has, always.argmax(axis=1), 0)
         n_cuts = 0
         for window in np.nonzero(cut.any(axis=0))[0]:
             rows = np.nonzero(cut[origin, window])[0]
