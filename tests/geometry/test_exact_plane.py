@@ -426,3 +426,26 @@ def test_deep_mlp_against_fine_raster():
     region = part.region_of_codes(codes)
     assert (region >= 0).all()
     assert part.n_regions >= len(np.unique(codes, axis=0))
+
+
+def test_deeper_units_along_existing_edges_and_through_vertices():
+    """Layer 2 copies layer 1 (identity weights: its lines run along existing edges, and on
+    the inactive side the copies are identically 0) and adds integer combinations of the grid
+    units whose lines pass exactly through grid vertices."""
+    ks = (-1.0, 0.0, 1.0)
+    first = grid_net(ks)[0]
+    second = nn.Linear(6, 9)
+    with torch.no_grad():
+        weight = torch.zeros(9, 6)
+        weight[:6] = torch.eye(6)
+        weight[6] = torch.tensor([1.0, 0, 0, -1.0, 0, 0])  # s+1 − (t+1) on the active side
+        weight[7] = torch.tensor([0, 1.0, 0, 0, -1.0, 0])  # through (0, 0), (1, 1), ...
+        weight[8] = torch.tensor([0, 0, 1.0, 0, 0, 1.0])
+        second.weight.copy_(weight)
+        second.bias.copy_(torch.tensor([0.0] * 6 + [0.0, 0.0, -0.5]))
+    model = nn.Sequential(first, nn.ReLU(), second, nn.ReLU(), nn.Linear(9, 2))
+    part = regions_in_plane(model, torch.zeros(2), E1, E2, 2.0)
+    check_tiling(part)
+    check_affine(model, part)
+    check_codes_match_raster(model, part, n=160)
+    assert part.layer_region_counts[0] == 16
