@@ -29,6 +29,9 @@ _LAZY = {
     "load_runs": "splinescope.store",
     "load_metrics": "splinescope.store",
     "load_arrays": "splinescope.store",
+    "regions_in_plane": "splinescope.geometry.exact",
+    "regions_on_segment": "splinescope.geometry.exact",
+    "local_affine_map": "splinescope.geometry.exact",
 }
 
 __all__ = [
@@ -42,13 +45,17 @@ __all__ = [
     "load_dataset",
     "load_metrics",
     "load_runs",
+    "local_affine_map",
     "local_complexity",
     "record_states",
+    "regions_in_plane",
+    "regions_on_segment",
 ]
 
 if TYPE_CHECKING:
     from splinescope.data import load_dataset
     from splinescope.geometry.complexity import LocalComplexity, local_complexity
+    from splinescope.geometry.exact import local_affine_map, regions_in_plane, regions_on_segment
     from splinescope.nn import describe, record_states
     from splinescope.store import RunStore, load_arrays, load_metrics, load_runs
 

@@ -1,0 +1,35 @@
+# The two commands of the README, and the setup they share. Works on a fresh machine:
+# python3 (3.10+) is the only thing it needs; torch 2.13.0 is pinned here (a CPU build
+# where one is on disk), since an unpinned torch pulls a multi-GB CUDA build.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip -q --disable-pip-version-check
+STAMP := $(VENV)/.splinescope-installed
+
+.PHONY: setup demo test bench browser
+
+$(STAMP): pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[test,tensorboard,mlflow]"
+	# torchattacks (test oracle for PGD/FGSM) declares torchvision, which breaks torch 2.13.0 CPU:
+	# install it without dependencies (it needs only torch, numpy and scipy).
+	$(PIP) install --no-deps torchattacks==3.5.1
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Headless Chromium for the report's browser test (Debian's package; no browser downloads).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium unavailable: the browser test will skip"; }
+
+demo: setup
+	$(VENV)/bin/splinescope run grok-digits --runs-dir runs --report runs/grok-digits-report.html
+
+test: setup browser
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_local_complexity.py
