@@ -1,0 +1,46 @@
+"""Watch a network while it trains: probes, schedules and the Monitor that runs them."""
+
+from splinescope.monitor.monitor import Monitor
+from splinescope.monitor.probe import (
+    Probe,
+    ProbeContext,
+    ProbeResult,
+    check_probe,
+    random_points,
+)
+from splinescope.monitor.probes import (
+    AccuracyProbe,
+    AdversarialProbe,
+    AttackSpec,
+    LocalComplexityProbe,
+    UnitActivityProbe,
+    WeightNormProbe,
+    attack_accuracy,
+    evaluate,
+    unit_activity,
+    weight_norms,
+)
+from splinescope.monitor.schedules import EverySchedule, ExplicitSchedule, LogSchedule, Schedule
+
+__all__ = [
+    "AccuracyProbe",
+    "AdversarialProbe",
+    "AttackSpec",
+    "EverySchedule",
+    "ExplicitSchedule",
+    "LocalComplexityProbe",
+    "LogSchedule",
+    "Monitor",
+    "Probe",
+    "ProbeContext",
+    "ProbeResult",
+    "Schedule",
+    "UnitActivityProbe",
+    "WeightNormProbe",
+    "attack_accuracy",
+    "check_probe",
+    "evaluate",
+    "random_points",
+    "unit_activity",
+    "weight_norms",
+]

@@ -1,0 +1,142 @@
+import numpy as np
+import pytest
+import torch
+
+from splinescope.errors import SplinescopeError
+from splinescope.monitor import (
+    AccuracyProbe,
+    AdversarialProbe,
+    AttackSpec,
+    LocalComplexityProbe,
+    ProbeContext,
+    ProbeResult,
+    UnitActivityProbe,
+    WeightNormProbe,
+    check_probe,
+    random_points,
+)
+from splinescope.monitor.probe import subset
+
+
+def shipped_probes():
+    return [
+        AccuracyProbe(),
+        LocalComplexityProbe(radius=0.1, n_vertices=8, n_points=40),
+        AdversarialProbe(
+            attacks=(
+                AttackSpec("fgsm", "linf", eps=0.05),
+                AttackSpec("pgd", "l2", eps=0.2, steps=3),
+            ),
+            splits=("test", "train"),
+            n_points=30,
+        ),
+        WeightNormProbe(),
+        UnitActivityProbe(),
+    ]
+
+
+@pytest.mark.parametrize("probe", shipped_probes(), ids=lambda p: p.name)
+def test_every_shipped_probe_passes_the_conformance_check(probe, model, context):
+    result = check_probe(probe, model, context)
+    assert result.scalars and all(np.isfinite(v) for v in result.scalars.values())
+
+
+class _Rogue:
+    """Probes that break one promise each."""
+
+    def __init__(self, what):
+        self.name, self.needs, self.what = f"rogue-{what}", (), what
+
+    def compute(self, model, ctx):
+        if self.what == "rng":
+            torch.rand(3)
+        elif self.what == "numpy_rng":
+            np.random.rand()
+        elif self.what == "mode":
+            model.eval()
+        elif self.what == "grad":
+            model(torch.rand(2, 6)).sum().backward()
+        elif self.what == "params":
+            with torch.no_grad():
+                next(model.parameters()).add_(1e-6)
+        elif self.what == "hook":
+            model.register_forward_hook(lambda *a: None)
+        elif self.what == "result":
+            return {"a": 1.0}
+        elif self.what == "nan":
+            return ProbeResult(scalars={"a": float("nan")})
+        return ProbeResult(scalars={"a": 1.0})
+
+
+@pytest.mark.parametrize(
+    "what, message",
+    [
+        ("rng", "torch_rng"),
+        ("numpy_rng", "numpy_rng"),
+        ("mode", "modes"),
+        ("grad", "grads"),
+        ("params", "params"),
+        ("hook", "hooks"),
+        ("result", "ProbeResult"),
+        ("nan", "not finite"),
+    ],
+)
+def test_conformance_check_catches_each_broken_promise(what, message, model, context):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(SplinescopeError, match=message):
+        check_probe(_Rogue(what), model, context)
+    # the check restores a model whose parameters the probe changed
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_conformance_check_reports_missing_needs(model):
+    with pytest.raises(SplinescopeError, match="lacks test"):
+        check_probe(
+            AccuracyProbe(),
+            model,
+            ProbeContext(x_train=torch.rand(4, 6), y_train=torch.zeros(4, dtype=torch.long)),
+        )
+
+
+def test_random_points_lie_in_the_bounding_box_and_leave_the_global_rng():
+    x = torch.rand(50, 3, 4) * torch.tensor([1.0, 5.0, 0.1, 2.0]) - 1.0
+    state = torch.get_rng_state()
+    pts = random_points(x, 2000, seed=7)
+    assert torch.equal(state, torch.get_rng_state())
+    assert pts.shape == (2000, 3, 4)
+    lo, hi = x.amin(0), x.amax(0)
+    assert bool((pts >= lo).all() and (pts <= hi).all())
+    # they fill the box: per-feature extremes come close to the box's edges
+    span = hi - lo
+    assert bool(((pts.amin(0) - lo) < 0.01 * span + 1e-6).all())
+    assert torch.equal(pts, random_points(x, 2000, seed=7))
+    assert not torch.equal(pts, random_points(x, 2000, seed=8))
+
+
+def test_subset_is_the_same_rows_each_time_and_keeps_pairs():
+    x = torch.arange(100.0).unsqueeze(1)
+    y = torch.arange(100)
+    a, ya = subset(x, y, 10, seed=3)
+    b, yb = subset(x, y, 10, seed=3)
+    assert torch.equal(a, b) and torch.equal(a[:, 0].long(), ya)
+    assert len(set(ya.tolist())) == 10
+    same, _ = subset(x, y, None, seed=0)
+    assert same is x
+
+
+def test_probe_result_rejects_non_numbers_and_non_arrays():
+    with pytest.raises(SplinescopeError, match="scalars"):
+        ProbeResult(scalars={"a": "x"})
+    with pytest.raises(SplinescopeError, match="arrays"):
+        ProbeResult(arrays={"a": [1, 2]})
+
+
+def test_context_from_data_draws_random_points_in_the_training_box():
+    from splinescope.data import load_dataset
+
+    data = load_dataset("moons", n_samples=200, n_test=50)
+    ctx = ProbeContext.from_data(data, n_random=300, seed=1)
+    assert ctx.x_random.shape == (300, 2)
+    assert bool((ctx.x_random >= data.x_train.amin(0)).all())
+    assert ctx.domain == data.domain and ctx.n_classes == 2
+    assert ctx.missing(("train", "test", "random", "loss_fn")) == ["loss_fn"]
