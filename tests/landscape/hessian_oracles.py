@@ -13,7 +13,11 @@ from torch.func import functional_call, hessian, jacrev
 def tiny_mlp(seed: int = 0, width: int = 12, d_in: int = 6, classes: int = 3) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Linear(d_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, classes)
+        nn.Linear(d_in, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, classes),
     )
 
 

@@ -113,7 +113,9 @@ def test_parameter_subset_is_the_hessian_block():
     assert op.names == ["2.weight", "2.bias"]
     torch.testing.assert_close(dense(op), h[idx][:, idx], atol=2e-5 * h.abs().max(), rtol=0)
     op = CurvatureOperator(model, CE, (x, y), params=["2.bias"])
-    torch.testing.assert_close(dense(op), h[idx[-12:]][:, idx[-12:]], atol=2e-5 * h.abs().max(), rtol=0)
+    torch.testing.assert_close(
+        dense(op), h[idx[-12:]][:, idx[-12:]], atol=2e-5 * h.abs().max(), rtol=0
+    )
 
 
 def test_train_mode_batchnorm_single_batch_uses_batch_statistics():

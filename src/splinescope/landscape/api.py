@@ -154,7 +154,7 @@ def hessian_density(
     sigma: float | None = None,
     bandwidth: float = 0.01,
     n_grid: int = 1000,
-    resolve_tol: float = 1e-3,
+    resolve_tol: float = 1e-2,
     gap: float = 0.1,
     params: Sequence[str] | None = None,
     curvature: Curvature = "hessian",

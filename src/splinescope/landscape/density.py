@@ -7,11 +7,12 @@ Averaged over starts, ``sum w_i theta_i^p`` estimates the spectral moment ``tr(A
 The density is the quadrature smoothed by a Gaussian of width ``sigma`` on a grid.
 
 Outliers (eigenvalues separated from the bulk): in each run, a Ritz value is *resolved* if its
-residual is at most ``resolve_tol * |theta|_max`` (it is then an eigenvalue to that accuracy);
-the bulk is spanned by the unresolved Ritz values (they average over many eigenvalues). A
-resolved Ritz value beyond the bulk's edge by more than ``gap`` times the bulk's width is an
-outlier of that run; values found by at least half the runs (matched within
-``resolve_tol * |theta|_max``) are reported, with their count.
+residual is at most ``resolve_tol`` times its distance to the nearest other Ritz value of the
+run (an isolated eigenvalue, converged; inside a continuum the residual stays comparable to the
+spacing); the bulk is spanned by the unresolved Ritz values. A resolved Ritz value beyond the
+bulk's edge by more than ``gap`` times the bulk's width is an outlier of that run; values found
+by at least half the runs (matched within ``1e-3 |theta|_max``) are reported, with their count.
+The bulk edges are the medians over runs of the extreme unresolved Ritz values.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def spectral_density(
     sigma: float | None = None,
     bandwidth: float = 0.01,
     n_grid: int = 1000,
-    resolve_tol: float = 1e-3,
+    resolve_tol: float = 1e-2,
     gap: float = 0.1,
     seed: int = 0,
     device: torch.device | str = "cpu",
@@ -135,11 +136,18 @@ def _outliers(
     nodes: Tensor, residuals: Tensor, resolve_tol: float, gap: float
 ) -> tuple[Tensor, tuple[float, float]]:
     scale = float(nodes.abs().max()) or 1.0
-    tol = resolve_tol * scale
+    match = 1e-3 * scale
     per_run: list[Tensor] = []
     lows, highs = [], []
     for theta, res in zip(nodes, residuals, strict=True):
-        resolved = res <= tol
+        theta, order = theta.sort()
+        res = res[order]
+        spacing = torch.full_like(theta, math.inf)
+        if theta.numel() > 1:
+            diff = theta[1:] - theta[:-1]
+            spacing[1:] = diff
+            spacing[:-1] = torch.minimum(spacing[:-1], diff)
+        resolved = res <= resolve_tol * spacing
         bulk = theta[~resolved]
         if bulk.numel() == 0:  # the run resolved every eigenvalue: no bulk to stand out from
             per_run.append(theta[:0])
@@ -147,7 +155,7 @@ def _outliers(
         low, high = float(bulk.min()), float(bulk.max())
         lows.append(low)
         highs.append(high)
-        margin = gap * max(high - low, tol)
+        margin = gap * max(high - low, match)
         far = resolved & ((theta > high + margin) | (theta < low - margin))
         per_run.append(theta[far])
     if not lows:
@@ -159,7 +167,7 @@ def _outliers(
     i = 0
     while i < candidates.numel():
         j = i
-        while j + 1 < candidates.numel() and candidates[i] - candidates[j + 1] <= tol:
+        while j + 1 < candidates.numel() and candidates[i] - candidates[j + 1] <= match:
             j += 1
         cluster = candidates[i : j + 1]
         if cluster.numel() * 2 >= nodes.shape[0]:

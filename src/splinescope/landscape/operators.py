@@ -245,13 +245,13 @@ class CurvatureOperator:
     def _ggn_product(self, index: int, v: Tensor) -> Tensor:
         x, y, _ = self._batches[index]
         primals = {n: p.detach() for n, p in self._live().items()}
-        tensors = {**self._frozen}
-        if self.bn_train:
-            tensors.update({name: b.clone() for name, b in self._buffers.items()})
         xd, yd = _to(x, self.device), _to(y, self.device)
 
         def outputs(p: dict[str, Tensor]) -> Tensor:
-            return functional_call(self.model, {**tensors, **p}, (xd,))
+            tensors = {**self._frozen, **p}
+            if self.bn_train:  # fresh copies inside the transform: BN updates them in place
+                tensors.update({name: b.clone() for name, b in self._buffers.items()})
+            return functional_call(self.model, tensors, (xd,))
 
         def loss_of_outputs(z: Tensor) -> Tensor:
             loss = self.loss_fn(z, yd)
