@@ -103,7 +103,7 @@ def hessian_eigenvalues(
             return_vectors=return_vectors,
             seed=seed,
             device=op.device,
-            vector_dtype=op.dtype,
+            dtype=op.dtype,
         )
 
 
@@ -183,6 +183,7 @@ def hessian_density(
             gap=gap,
             seed=seed,
             device=op.device,
+            dtype=op.dtype,
         )
 
 
@@ -223,6 +224,7 @@ def hessian_summary(
             max_steps=min(op.n, max(200, 20 * k)),
             seed=seed,
             device=op.device,
+            dtype=op.dtype,
         )
         tr = estimate_trace(
             op.matvec, op.n, rtol=trace_rtol, max_hvp=trace_max_hvp, seed=seed + 1, device=op.device
@@ -235,6 +237,7 @@ def hessian_summary(
             n_grid=n_grid,
             seed=seed + 2,
             device=op.device,
+            dtype=op.dtype,
         )
         out: dict[str, float | np.ndarray] = {
             "loss": op.loss(),

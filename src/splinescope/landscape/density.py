@@ -79,8 +79,9 @@ def spectral_density(
     gap: float = 0.1,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
 ) -> DensityResult:
-    """SLQ density of the symmetric ``n x n`` operator ``matvec`` (float64 vectors).
+    """SLQ density of the symmetric ``n x n`` operator ``matvec`` (vectors of ``dtype``).
 
     ``sigma`` defaults to ``bandwidth`` times the width of the Ritz-value range.
     """
@@ -95,7 +96,7 @@ def spectral_density(
     nodes, weights, residuals = [], [], []
     n_hvp = 0
     for _ in range(n_starts):
-        start = torch.randn(n, generator=generator, dtype=torch.float64).to(device)
+        start = torch.randn(n, generator=generator, dtype=torch.float64).to(device, dtype)
         run = lanczos(matvec, start, steps, generator=generator)
         n_hvp += run.n_matvec
         theta, s, res = ritz(run.alpha, run.beta)

@@ -1,9 +1,12 @@
 """Lanczos with full re-orthogonalisation, for any symmetric operator given as a matvec.
 
-The Krylov basis is kept in float64 and every new vector is orthogonalised twice against the
-whole basis (classical Gram-Schmidt, twice), so Ritz values do not repeat ("ghosts") and the
-residual estimate ``|beta_m * s_m|`` is the true residual ``||A y - theta y||`` up to rounding.
-Memory: ``8 * n * (steps + 1)`` bytes for the basis.
+Every new vector is orthogonalised against the whole basis by classical Gram-Schmidt, with a
+second pass when the first one cancelled more than a factor 1/sqrt(2) of its norm ("twice is
+enough", DGKS), so Ritz values do not repeat ("ghosts") and the residual estimate
+``|beta_m * s_m|`` is the true residual ``||A y - theta y||`` up to rounding. The basis is kept
+in the vectors' dtype (float32 for a float32 model: its products carry float32 rounding anyway,
+and the re-orthogonalisation, which is memory-bound, reads half as much); the tridiagonal is
+float64. Memory: ``itemsize * n * steps`` bytes for the basis.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class LanczosRun:
 
     alpha: Tensor  # (m,) float64
     beta: Tensor  # (m,) float64; beta[j] couples steps j and j+1, beta[-1] is the residual norm
-    basis: Tensor  # (m, n) float64, orthonormal rows
+    basis: Tensor  # (m, n) in the start vector's dtype, orthonormal rows
     n_matvec: int
 
 
@@ -52,7 +55,7 @@ class EigenResult:
         n_hvp: operator products used (one per Lanczos step).
         n_steps: Lanczos steps (the Krylov dimension).
         which, tol: as asked.
-        vectors: ``(k, n)`` unit Ritz vectors in the operator's dtype, or ``None``.
+        vectors: ``(k, n)`` unit Ritz vectors in the basis's dtype, or ``None``.
     """
 
     eigenvalues: Tensor
@@ -63,7 +66,7 @@ class EigenResult:
     which: str
     tol: float
     vectors: Tensor | None = None
-    method: str = "lanczos, full re-orthogonalisation (CGS2), float64 basis"
+    method: str = "lanczos, full re-orthogonalisation (CGS with DGKS second pass)"
 
     @property
     def all_converged(self) -> bool:
@@ -105,54 +108,61 @@ def lanczos(
 ) -> LanczosRun:
     """Run Lanczos from ``start`` for at most ``max_steps`` steps (or until ``stop(alpha, beta)``).
 
-    ``start`` is a vector of length ``n``; ``matvec`` takes and returns float64 vectors.
-    ``generator`` draws a fresh start if the Krylov space becomes invariant before the end.
+    ``start`` is a vector of length ``n``; ``matvec`` takes and returns vectors of its dtype,
+    which is also the basis's. ``generator`` draws a fresh start if the Krylov space becomes
+    invariant before the end.
     """
     n = start.numel()
     max_steps = min(max_steps, n)
-    device = start.device
+    device, dtype = start.device, start.dtype
     capacity = min(max_steps, 32)
-    basis = torch.empty(capacity, n, dtype=torch.float64, device=device)
+    basis = torch.empty(capacity, n, dtype=dtype, device=device)
     alpha = torch.zeros(max_steps, dtype=torch.float64)
     beta = torch.zeros(max_steps, dtype=torch.float64)
-    q = start.to(torch.float64)
-    q = q / torch.linalg.vector_norm(q)
+    q = start / torch.linalg.vector_norm(start)
     steps = 0
     for j in range(max_steps):
         if j == capacity:
             capacity = min(2 * capacity, max_steps)
-            grown = torch.empty(capacity, n, dtype=torch.float64, device=device)
+            grown = torch.empty(capacity, n, dtype=dtype, device=device)
             grown[:j] = basis[:j]
             basis = grown
         basis[j] = q
         w = matvec(q)
         steps = j + 1
         a = torch.dot(q, w)
-        alpha[j] = a
-        size = torch.linalg.vector_norm(w)
+        alpha[j] = a.double()
+        size = float(torch.linalg.vector_norm(w))
         w = w - a * q
         if j > 0:
-            w = w - beta[j - 1] * basis[j - 1]
-        q_basis = basis[: j + 1]
-        for _ in range(2):  # CGS2: full re-orthogonalisation
-            w = w - q_basis.T @ (q_basis @ w)
-        b = torch.linalg.vector_norm(w)
+            w = w - beta[j - 1].to(dtype) * basis[j - 1]
+        w, b = _orthogonalise(w, basis[: j + 1])
         if steps == n:
             beta[j] = 0.0
             break
-        if b <= _BREAKDOWN * max(float(size), 1e-300):
+        if b <= _BREAKDOWN * max(size, 1e-300):
             # Invariant subspace: restart orthogonally (T decouples, beta = 0).
             beta[j] = 0.0
-            w = torch.randn(n, generator=generator, dtype=torch.float64).to(device)
-            for _ in range(2):
-                w = w - q_basis.T @ (q_basis @ w)
-            q = w / torch.linalg.vector_norm(w)
+            w = torch.randn(n, generator=generator, dtype=torch.float64).to(device, dtype)
+            w, b = _orthogonalise(w, basis[: j + 1])
+            q = w / b
         else:
             beta[j] = b
             q = w / b
         if stop is not None and stop(alpha[:steps], beta[:steps]):
             break
     return LanczosRun(alpha[:steps], beta[:steps], basis[:steps], steps)
+
+
+def _orthogonalise(w: Tensor, basis: Tensor) -> tuple[Tensor, float]:
+    """``w`` minus its projection on the rows of ``basis`` (CGS, DGKS second pass), and its norm."""
+    before = float(torch.linalg.vector_norm(w))
+    w = w - basis.T @ (basis @ w)
+    after = float(torch.linalg.vector_norm(w))
+    if after < 0.7071 * before:
+        w = w - basis.T @ (basis @ w)
+        after = float(torch.linalg.vector_norm(w))
+    return w, after
 
 
 def lanczos_eigenvalues(
@@ -166,13 +176,14 @@ def lanczos_eigenvalues(
     return_vectors: bool = False,
     seed: int = 0,
     device: torch.device | str = "cpu",
-    vector_dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype = torch.float64,
 ) -> EigenResult:
     """The ``k`` extreme eigenvalues of the symmetric ``n x n`` operator ``matvec``.
 
     Stops as soon as all ``k`` wanted Ritz values meet the residual test, or after
     ``max_steps`` products (default ``min(n, max(200, 20 k))``). The start vector is Gaussian,
-    from a private generator seeded with ``seed`` (the global RNG is not used).
+    from a private generator seeded with ``seed`` (the global RNG is not used). ``matvec``
+    receives and returns vectors of ``dtype`` (the basis's dtype too).
     """
     _check_k(k, n)
     if which not in ("largest", "smallest", "magnitude"):
@@ -186,7 +197,7 @@ def lanczos_eigenvalues(
     if max_steps < k:
         raise SplinescopeError(f"max_iter: {max_steps} < k={k}; Lanczos needs at least k steps")
     generator = torch.Generator().manual_seed(seed)
-    start = torch.randn(n, generator=generator, dtype=torch.float64).to(device)
+    start = torch.randn(n, generator=generator, dtype=torch.float64).to(device, dtype)
 
     def stop(alpha: Tensor, beta: Tensor) -> bool:
         if alpha.numel() < k:
@@ -200,7 +211,7 @@ def lanczos_eigenvalues(
     idx = _wanted(theta, k, which)
     vectors = None
     if return_vectors:
-        vectors = (s[:, idx].to(run.basis.device).T @ run.basis).to(vector_dtype)
+        vectors = s[:, idx].to(run.basis.device, run.basis.dtype).T @ run.basis
     return EigenResult(
         eigenvalues=theta[idx].clone(),
         residual_norms=residuals[idx].clone(),
