@@ -117,6 +117,7 @@ def hessian_trace(
     max_hvp: int = 300,
     min_samples: int = 10,
     n_sketch: int | None = None,
+    sketch: Literal["lanczos", "random"] = "lanczos",
     params: Sequence[str] | None = None,
     curvature: Curvature = "hessian",
     batch_size: int | None = None,
@@ -126,8 +127,9 @@ def hessian_trace(
 ) -> TraceResult:
     """``tr(H)`` by Hutch++ with a standard error; stops when ``SE / |trace| <= rtol``.
 
-    See :mod:`splinescope.landscape.trace` for the variant. ``max_hvp`` caps the products
-    (``converged`` is ``False`` if the cap stopped it).
+    See :mod:`splinescope.landscape.trace` for the variants (``sketch="lanczos"``: the exact
+    part from ``n_sketch`` Lanczos steps; ``"random"``: classical Hutch++). ``max_hvp`` caps the
+    products (``converged`` is ``False`` if the cap stopped it).
     """
     with preserved_rng():
         op = _operator(model, loss_fn, data, params, curvature, batch_size, bn_mode, reduction)
@@ -139,6 +141,7 @@ def hessian_trace(
             max_hvp=max_hvp,
             min_samples=min_samples,
             n_sketch=n_sketch,
+            sketch=sketch,
             seed=seed,
             device=op.device,
         )

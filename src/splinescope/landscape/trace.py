@@ -1,16 +1,22 @@
 """Trace estimation: Hutch++ (or plain Hutchinson) with a standard error and a stopping rule.
 
-Hutch++ (Meyer, Musco, Musco, Persson 2021), adaptive in its last phase:
+Hutch++ (Meyer, Musco, Musco, Persson 2021), with its last phase adaptive:
 
-1. sketch: ``Q = orth(A S)`` for ``n_sketch`` Rademacher columns ``S`` (``n_sketch`` products),
-2. the trace on ``range(Q)`` exactly: ``tr(Q^T A Q)`` (``n_sketch`` more products),
-3. Hutchinson on the deflated rest: samples ``x_i = g_i^T P A P g_i`` with ``P = I - Q Q^T``
+1. sketch: an orthonormal ``Q`` of ``n_sketch`` columns on which the trace is taken exactly,
+   ``tr(Q^T A Q)``. ``sketch="lanczos"`` (default, the Krylov-aware variant of Chen & Hallman
+   2023): ``Q`` is the basis of ``n_sketch`` Lanczos steps from a Gaussian start, and
+   ``Q^T A Q`` is their tridiagonal, so the exact part costs ``n_sketch`` products and the
+   Krylov space holds the outlying eigenvectors far better than one product with a random
+   block. ``sketch="random"`` is the original: ``Q = orth(A S)`` for Rademacher ``S``, then
+   ``A Q`` (``2 n_sketch`` products).
+2. Hutchinson on the deflated rest: samples ``x_i = g_i^T P A P g_i`` with ``P = I - Q Q^T``
    and Rademacher ``g_i``, one product each, drawn until the relative standard error
    ``SE / |trace|`` is at most ``rtol`` (after at least ``min_samples``) or the budget
    ``max_hvp`` is spent.
 
 The estimate is ``tr(Q^T A Q) + mean(x)``; given ``Q`` it is unbiased and its standard error is
-``std(x, ddof=1) / sqrt(len(x))`` (the exact part has none). ``n_sketch=0`` is Hutchinson.
+``std(x, ddof=1) / sqrt(len(x))`` (the exact part has none). ``method="hutchinson"`` has no
+sketch.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import torch
 from torch import Tensor
 
 from splinescope.errors import SplinescopeError
+from splinescope.landscape.lanczos import lanczos
 
 __all__ = ["TraceResult", "estimate_trace"]
 
@@ -35,7 +42,8 @@ class TraceResult:
         trace: the estimate.
         standard_error: its standard error (0 when the sketch spans the whole space).
         relative_standard_error: ``standard_error / |trace|``.
-        n_hvp: operator products used (``2 n_sketch + n_samples``).
+        n_hvp: operator products used (``n_sketch + n_samples`` with the Lanczos sketch,
+            ``2 n_sketch + n_samples`` with the random one).
         n_sketch, n_samples: the sketch size and the number of Hutchinson samples.
         converged: the stopping rule ``relative_standard_error <= rtol`` was met.
         exact_part: ``tr(Q^T A Q)``, the part taken exactly on the sketch.
@@ -78,14 +86,15 @@ def estimate_trace(
     max_hvp: int = 300,
     min_samples: int = 10,
     n_sketch: int | None = None,
+    sketch: str = "lanczos",
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> TraceResult:
     """Estimate ``tr(A)`` of the symmetric ``n x n`` operator ``matvec`` (float64 vectors).
 
-    ``n_sketch`` defaults to 10 for ``"hutch++"`` (enough for the ~one-outlier-per-class
-    Hessians of classifiers with up to ten classes), reduced to ``max_hvp // 3`` when the
-    budget is smaller; ``"hutchinson"`` uses none.
+    ``n_sketch`` defaults to ``min(20, max_hvp // 3)`` for ``"hutch++"`` (room for the
+    ~one-outlier-per-class Hessians of classifiers with up to ten or twenty classes, and two
+    thirds of a small budget left for the samples); ``"hutchinson"`` uses none.
     """
     if method not in ("hutch++", "hutchinson"):
         raise SplinescopeError(f"method: expected 'hutch++' or 'hutchinson', got {method!r}")
@@ -95,23 +104,32 @@ def estimate_trace(
         raise SplinescopeError(
             f"min_samples: need at least 2 for a standard error, got {min_samples}"
         )
+    if sketch not in ("lanczos", "random"):
+        raise SplinescopeError(f"sketch: expected 'lanczos' or 'random', got {sketch!r}")
     if method == "hutchinson":
         n_sketch = 0
     elif n_sketch is None:
-        n_sketch = max(0, min(10, max_hvp // 3))
+        n_sketch = max(0, min(20, max_hvp // 3))
     n_sketch = min(int(n_sketch), n)
-    if max_hvp < 2 * n_sketch + min(min_samples, 2):
+    cost = n_sketch if sketch == "lanczos" else 2 * n_sketch
+    if max_hvp < cost + 2 and n_sketch < n:
         raise SplinescopeError(
-            f"max_hvp: {max_hvp} products cannot pay for a sketch of {n_sketch} "
-            f"(2 x {n_sketch} products) plus 2 samples"
+            f"max_hvp: {max_hvp} products cannot pay for a {sketch} sketch of {n_sketch} "
+            f"({cost} products) plus 2 samples"
         )
     generator = torch.Generator().manual_seed(seed)
     n_hvp = 0
     exact = 0.0
     q = torch.zeros(n, 0, dtype=torch.float64, device=device)
-    if n_sketch > 0:
-        sketch = _rademacher(n, n_sketch, generator).to(device)
-        ys = torch.stack([matvec(sketch[:, i]) for i in range(n_sketch)], dim=1)
+    if n_sketch > 0 and sketch == "lanczos":
+        start = torch.randn(n, generator=generator, dtype=torch.float64).to(device)
+        run = lanczos(matvec, start, n_sketch, generator=generator)
+        q = run.basis.T  # (n, n_sketch); Q^T A Q is the run's tridiagonal
+        n_hvp += run.n_matvec
+        exact = float(run.alpha.sum())
+    elif n_sketch > 0:
+        block = _rademacher(n, n_sketch, generator).to(device)
+        ys = torch.stack([matvec(block[:, i]) for i in range(n_sketch)], dim=1)
         q, _ = torch.linalg.qr(ys)
         aq = torch.stack([matvec(q[:, i]) for i in range(n_sketch)], dim=1)
         n_hvp += 2 * n_sketch
@@ -127,7 +145,7 @@ def estimate_trace(
             True,
             exact,
             torch.zeros(0, dtype=torch.float64),
-            _name(method, n_sketch),
+            _name(method, n_sketch, sketch),
         )
 
     samples: list[float] = []
@@ -157,11 +175,13 @@ def estimate_trace(
         converged=converged,
         exact_part=exact,
         samples=torch.tensor(samples, dtype=torch.float64),
-        method=_name(method, n_sketch),
+        method=_name(method, n_sketch, sketch),
     )
 
 
-def _name(method: str, n_sketch: int) -> str:
+def _name(method: str, n_sketch: int, sketch: str) -> str:
     if n_sketch == 0:
         return "hutchinson, rademacher, stop on relative SE"
-    return f"hutch++ (sketch {n_sketch}), rademacher, adaptive deflated phase, stop on relative SE"
+    return (
+        f"hutch++ ({sketch} sketch of {n_sketch}), rademacher deflated samples, stop on relative SE"
+    )
