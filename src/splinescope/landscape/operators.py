@@ -33,11 +33,17 @@ __all__ = ["CurvatureOperator", "LossFn"]
 LossFn = Callable[[Any, Any], Tensor]
 Backend = Literal["auto", "double-backward", "forward-over-reverse"]
 
-# Measured on this project's CPU machine (torch 2.13, float32, 1 thread, machine shared and
-# loaded, best of 6): one product relative to one gradient (forward + backward) of the batch,
-# MLP 784-256-256-256-10 on 1024 inputs: double-backward keeping the gradient graph 2.0-2.2x,
-# double-backward recomputing it 3.0-4.2x, torch.func forward-over-reverse 3.5-5.0x.
-# `benchmarks/bench_hessian.py` re-measures this (and the CNN) in its "HVP cost" table.
+# Measured on this project's CPU machine (torch 2.13, float32, 1 thread; benchmarks/
+# bench_hessian.py "HVP cost" table, best of 3-5): one product relative to one gradient
+# (forward + backward) of the same batch.
+#                                     double-backward,  double-backward,  forward-over-reverse
+#                                     graph kept        recomputed        (torch.func)
+#   MLP 784-256-256-256-10, 1024 in   1.76x             2.79x             3.89x
+#   CNN 32-64-64 + linear, 512 in     1.71x             3.32x             2.91x
+# Double backward keeping each batch's gradient graph (one backward of the gradient per
+# product) is the fastest, and is what "auto" picks. Without a kept graph (several batches)
+# double backward recomputes; forward-over-reverse is then close and wins on the CNN, but it
+# holds no graph either way; "auto" stays with double backward for one code path.
 _AUTO_BACKEND = "double-backward"
 
 
