@@ -1,0 +1,295 @@
+"""The ``splinescope`` command line: a thin layer over :mod:`splinescope.train`,
+:mod:`splinescope.presets` and :mod:`splinescope.store`.
+
+    splinescope run grok-digits            # train with the monitor attached, live progress
+    splinescope presets                    # what can be run, one line each
+    splinescope runs                       # the runs of a runs directory
+    splinescope show grok-digits           # config, summary and phenomena of a run
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from splinescope.errors import SplinescopeError
+
+app = typer.Typer(
+    name="splinescope",
+    help="A microscope for deep networks in training.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_RUNS_DIR = "runs"
+RunsDir = Annotated[
+    Path,
+    typer.Option(
+        "--runs-dir", "-d", envvar="SPLINESCOPE_RUNS_DIR", help="Directory of the run store."
+    ),
+]
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console sized at call time (``COLUMNS`` honoured), so tests and pipes get wide tables."""
+    return Console(stderr=stderr)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` to stderr; return the Exit to raise."""
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _status_line(progress: Any) -> str:
+    latest = progress.latest
+    parts = [f"loss {progress.loss:.4g}" if math.isfinite(progress.loss) else "loss -"]
+    acc = latest.get("accuracy", {})
+    if acc:
+        parts.append(f"train {acc.get('train_acc', float('nan')):.3f}")
+        parts.append(f"test {acc.get('test_acc', float('nan')):.3f}")
+    adv = latest.get("adversarial", {})
+    if adv:
+        from splinescope.monitor.phenomena import ADVERSARIAL_PREFERENCE
+
+        key = next((k for k in ADVERSARIAL_PREFERENCE if k in adv), None)
+        if key is not None:
+            parts.append(f"adv {adv[key]:.3f}")
+    lc = latest.get("lc", {})
+    if "train_total" in lc:
+        parts.append(f"LC {lc['train_total']:.2f}")
+    return " ".join(parts)
+
+
+def summary_table(summary: dict[str, Any], title: str = "phenomena") -> Table:
+    """The run summary as a two-column table (phenomena first, then the criteria used)."""
+    from splinescope.report.phenomena import summary_items
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for item in summary_items(summary):
+        style = "" if item.reached else "dim"
+        table.add_row(item.label, f"[{style}]{item.text}[/]" if style else item.text)
+    return table
+
+
+@app.command()
+def run(
+    target: Annotated[
+        str | None, typer.Argument(help="A preset name or a CONFIG.toml file.")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Training steps (overrides the config).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of init, batches and probes.")] = None,
+    runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR),
+    resume: Annotated[
+        str | None, typer.Option(help="Continue this run (id, id prefix or name).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config field: KEY=VALUE (repeatable)."),
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Stop on the first probe error.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Train a preset or a TOML config with the monitor attached; store and print phenomena."""
+    from splinescope.presets import preset_config
+    from splinescope.train import apply_overrides, load_config_file, parse_assignment, train
+
+    try:
+        if resume is not None:
+            if target is not None or steps is not None or seed is not None or set_:
+                raise SplinescopeError(
+                    "--resume continues a stored run with its stored config; give no preset, "
+                    "config file, --steps, --seed or --set with it"
+                )
+            config = None
+            label = f"resuming {resume}"
+        else:
+            if target is None:
+                raise SplinescopeError(
+                    "give a preset name or a CONFIG.toml file (see `splinescope presets`), "
+                    "or --resume RUN"
+                )
+            if target.endswith(".toml") or Path(target).is_file():
+                config = load_config_file(target, preset_config)
+            else:
+                config = preset_config(target)
+            overrides = dict(parse_assignment(text) for text in set_ or ())
+            if steps is not None:
+                overrides["steps"] = steps
+            if seed is not None:
+                overrides["seed"] = seed
+            config = apply_overrides(config, overrides)
+            label = config.name
+    except SplinescopeError as exc:
+        raise fail(str(exc)) from None
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=16),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    console = _console()
+    progress = Progress(*columns, console=console, disable=quiet, transient=False)
+    task = progress.add_task(label, total=config.steps if config else None, status="")
+    run_id: list[str] = []
+
+    def on_progress(info: Any) -> None:
+        progress.update(task, completed=info.step, total=info.total, status=_status_line(info))
+
+    try:
+        with progress:
+            result = train(
+                config,
+                runs_dir=runs_dir,
+                resume=resume,
+                on_progress=on_progress,
+                strict=strict,
+                on_start=run_id.append,
+            )
+    except SplinescopeError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        rid = run_id[0] if run_id else "?"
+        _console(stderr=True).print(
+            f"[yellow]interrupted:[/] run {rid} is marked interrupted; its data are kept. "
+            f"Continue it with: splinescope run --resume {rid} --runs-dir {runs_dir}"
+        )
+        raise typer.Exit(130) from None
+    console.print(
+        f"run [bold]{result.run_id}[/] finished: step {result.step:,} in {result.seconds:.0f} s"
+        + (f", {result.probe_errors} probe error(s) recorded" if result.probe_errors else "")
+    )
+    console.print(summary_table(result.summary))
+
+
+@app.command()
+def presets() -> None:
+    """List the presets, one line each."""
+    console = _console()
+    from splinescope.presets import PRESETS
+
+    width = max(len(name) for name in PRESETS)
+    for preset in PRESETS.values():
+        console.print(
+            f"[bold]{preset.name:<{width}}[/]  {preset.summary} "
+            f"[dim]({preset.config.steps:,} steps)[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def runs(runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR)) -> None:
+    """List the runs of a runs directory in a table."""
+    console = _console()
+    import datetime
+
+    from splinescope.store import load_runs
+
+    if not runs_dir.exists():
+        raise fail(f"runs directory {str(runs_dir)!r} does not exist")
+    try:
+        frame = load_runs(runs_dir)
+    except SplinescopeError as exc:
+        raise fail(str(exc)) from None
+    if frame.empty:
+        console.print(f"no runs in {runs_dir}")
+        return
+    table = Table(title=f"runs in {runs_dir}", title_justify="left")
+    for column, width in (("id", 12), ("name", 8), ("status", 11), ("created (UTC)", 16)):
+        table.add_column(column, no_wrap=True, min_width=width)
+    table.add_column("last step", justify="right")
+    table.add_column("grokking gap", justify="right")
+    colours = {"finished": "green", "running": "cyan", "crashed": "red", "interrupted": "yellow"}
+    for row in frame.itertuples():
+        created = datetime.datetime.fromtimestamp(row.created_at, datetime.timezone.utc)
+        last = (
+            "-" if row.last_step is None or str(row.last_step) == "<NA>" else f"{row.last_step:,}"
+        )
+        gap = (row.summary or {}).get("grokking_gap", "-")
+        colour = colours.get(row.status, "white")
+        table.add_row(
+            row.run_id,
+            str(row.name),
+            f"[{colour}]{row.status}[/]",
+            created.strftime("%Y-%m-%d %H:%M"),
+            last,
+            _fmt(gap),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run id, id prefix or name.")],
+    runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR),
+) -> None:
+    """Print a run's config, status, environment, summary and phenomena."""
+    console = _console()
+    from splinescope.store import get_run, load_errors
+
+    if not runs_dir.exists():
+        raise fail(f"runs directory {str(runs_dir)!r} does not exist")
+    try:
+        row = get_run(runs_dir, run_name)
+        errors = load_errors(runs_dir, row["run_id"])
+    except SplinescopeError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"run [bold]{row['run_id']}[/] ({row['name']}): {row['status']}, last step "
+        f"{_fmt(row['last_step']) if str(row['last_step']) != '<NA>' else '-'}",
+        highlight=False,
+    )
+    config = Table(title="config", show_header=False, title_justify="left")
+    config.add_column("field", style="bold")
+    config.add_column("value")
+    for key, value in (row["config"] or {}).items():
+        config.add_row(key, _fmt(value))
+    console.print(config)
+    env = row["env"] or {}
+    if env:
+        console.print(
+            "environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), highlight=False
+        )
+    summary = row["summary"] or {}
+    if summary:
+        console.print(summary_table(summary, title="summary and phenomena"))
+    else:
+        console.print("no summary yet (the run has not finished)")
+    if not errors.empty:
+        console.print(f"[red]{len(errors)} probe error(s)[/]; first: {errors.iloc[0]['message']}")

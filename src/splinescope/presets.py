@@ -1,0 +1,134 @@
+"""Named runs that show a phenomenon on a laptop CPU in minutes (``splinescope presets``).
+
+Each preset is a :class:`~splinescope.train.TrainConfig`; nothing in a preset encodes its
+outcome — the phenomena are detected afterwards on the stored curves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from splinescope.errors import SplinescopeError
+from splinescope.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named config and one line saying what it shows."""
+
+    name: str
+    summary: str
+    config: TrainConfig
+
+
+_PRESETS = (
+    Preset(
+        "grok-digits",
+        "grokking on sklearn digits: MLP 64-200-200-10, init x8, AdamW wd 0.01, MSE (Omnigrok's MNIST setup)",
+        TrainConfig(
+            name="grok-digits",
+            description="Omnigrok's MNIST recipe on scikit-learn's digits (1000 train / 797 test)",
+            dataset="digits",
+            model="mlp",
+            width=200,
+            depth=2,
+            init_scale=8.0,
+            optimizer="adamw",
+            lr=1e-3,
+            weight_decay=0.01,
+            loss="mse",
+            batch_size=200,
+            steps=150_000,
+            lc_radius=0.05,
+            adv_eps=0.05,
+        ),
+    ),
+    Preset(
+        "grok-mnist1d",
+        "grokking on MNIST-1D: MLP 40-200-200-10, init x8, AdamW wd 0.01, MSE, 1000 train signals",
+        TrainConfig(
+            name="grok-mnist1d",
+            description="the grok-digits recipe on MNIST-1D (1000 of its 4000 training signals)",
+            dataset="mnist1d",
+            n_train=1000,
+            model="mlp",
+            width=200,
+            depth=2,
+            init_scale=8.0,
+            optimizer="adamw",
+            lr=1e-3,
+            weight_decay=0.01,
+            loss="mse",
+            batch_size=200,
+            steps=100_000,
+            lc_radius=0.1,
+            adv_eps=0.1,
+        ),
+    ),
+    Preset(
+        "grok-modular",
+        "grokking on (a + b) mod 97: MLP on one-hot pairs, 40% of pairs for training, AdamW wd 1",
+        TrainConfig(
+            name="grok-modular",
+            description="modular addition mod 97, one-hot pairs, full-batch AdamW with strong decay",
+            dataset="modular",
+            data_options={"p": 97, "op": "+", "train_fraction": 0.4},
+            model="mlp",
+            width=256,
+            depth=1,
+            init_scale=1.0,
+            optimizer="adamw",
+            lr=1e-3,
+            weight_decay=1.0,
+            loss="cross_entropy",
+            batch_size=0,
+            steps=10_000,
+            lc_radius=0.1,
+            lc_points=500,
+            adv_eps=0.1,
+            adv_attacks=("fgsm_linf",),
+        ),
+    ),
+    Preset(
+        "robust-cnn-digits",
+        "delayed robustness on digits: small CNN, init x4, AdamW wd 0.01, MSE; PGD accuracy rises late",
+        TrainConfig(
+            name="robust-cnn-digits",
+            description="a small CNN on 8x8 digits; adversarial accuracy keeps rising after clean fit",
+            dataset="digits",
+            model="cnn",
+            channels=(16, 32),
+            init_scale=4.0,
+            optimizer="adamw",
+            lr=1e-3,
+            weight_decay=0.01,
+            loss="mse",
+            batch_size=200,
+            steps=20_000,
+            lc_radius=0.05,
+            adv_eps=0.05,
+            adv_l2_eps=0.5,
+            adv_attacks=("fgsm_linf", "pgd_linf", "pgd_l2"),
+        ),
+    ),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in _PRESETS}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; an unknown name raises with the list of presets."""
+    if name not in PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(PRESETS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SplinescopeError(
+            f"unknown preset {name!r}{hint}; available presets: {', '.join(PRESETS)}"
+        )
+    return PRESETS[name]
+
+
+def preset_config(name: str) -> TrainConfig:
+    """The config of preset ``name``."""
+    return get_preset(name).config

@@ -1,0 +1,189 @@
+import dataclasses
+
+import pytest
+import torch
+
+from splinescope.errors import SplinescopeError
+from splinescope.presets import preset_config
+from splinescope.store import load_metrics, load_runs
+from splinescope.train import (
+    CHECKPOINT,
+    BatchSampler,
+    TrainConfig,
+    apply_overrides,
+    load_config_file,
+    mse_onehot,
+    parse_assignment,
+    train,
+)
+
+# A run small enough for a test: 120 digits, a narrow MLP, cheap probes.
+TINY = {
+    "name": "tiny",
+    "n_train": 120,
+    "width": 24,
+    "init_scale": 2.0,
+    "steps": 30,
+    "batch_size": 40,
+    "schedule": "every",
+    "every": 10,
+    "lc_points": 40,
+    "lc_vertices": 8,
+    "adv_points": 30,
+    "adv_steps": 2,
+}
+
+
+def tiny_config(**changes) -> TrainConfig:
+    return apply_overrides(TrainConfig(), {**TINY, **changes})
+
+
+def test_overrides_are_type_checked_against_the_fields():
+    config = apply_overrides(TrainConfig(), {"lr": 1, "steps": 7, "probes": ["accuracy"]})
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+    assert config.steps == 7 and config.probes == ("accuracy",)
+    with pytest.raises(
+        SplinescopeError, match="'stpes' is unknown.*did you mean steps.*allowed fields: name"
+    ):
+        apply_overrides(TrainConfig(), {"stpes": 3})
+    with pytest.raises(SplinescopeError, match="'steps': expected an integer, got '3'"):
+        apply_overrides(TrainConfig(), {"steps": "3"})
+    with pytest.raises(SplinescopeError, match="'batchnorm': expected true or false"):
+        apply_overrides(TrainConfig(), {"batchnorm": 1})
+    with pytest.raises(
+        SplinescopeError,
+        match="'optimizer': 'lion' is not allowed; allowed values: adamw, adam, sgd",
+    ):
+        apply_overrides(TrainConfig(), {"optimizer": "lion"})
+    with pytest.raises(
+        SplinescopeError, match="'probes': 'hessian' is not allowed; allowed values: accuracy"
+    ):
+        apply_overrides(TrainConfig(), {"probes": ["accuracy", "hessian"]})
+    with pytest.raises(SplinescopeError, match="'lr': must be a finite number > 0"):
+        apply_overrides(TrainConfig(), {"lr": -1.0})
+    with pytest.raises(SplinescopeError, match="'lc_vertices': must be even"):
+        apply_overrides(TrainConfig(), {"lc_vertices": 7})
+
+
+def test_command_line_assignments_are_read_as_the_fields_type():
+    assert parse_assignment("lr=3e-4") == ("lr", 3e-4)
+    assert parse_assignment("steps = 12") == ("steps", 12)
+    assert parse_assignment("batchnorm=true") == ("batchnorm", True)
+    assert parse_assignment("channels=8,16") == ("channels", (8, 16))
+    assert parse_assignment("probes=accuracy,lc") == ("probes", ("accuracy", "lc"))
+    assert parse_assignment("data_options.p=11") == ("data_options.p", 11)
+    with pytest.raises(SplinescopeError, match="'steps': expected an integer, got 'many'"):
+        parse_assignment("steps=many")
+    with pytest.raises(SplinescopeError, match="unknown"):
+        parse_assignment("nope=1")
+    with pytest.raises(SplinescopeError, match="KEY=VALUE"):
+        parse_assignment("steps")
+
+
+def test_config_round_trips_through_its_dict():
+    config = preset_config("grok-modular")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert apply_overrides(config, {"data_options.p": 11}).data_options == {
+        **config.data_options,
+        "p": 11,
+    }
+
+
+def test_toml_config_with_a_preset_base(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('preset = "grok-digits"\nsteps = 5\nlr = 2e-3\n[data_options]\nn_test = 500\n')
+    config = load_config_file(path, preset_config)
+    assert config.steps == 5 and config.lr == 2e-3 and config.init_scale == 8.0
+    assert config.data_options == {"n_test": 500} and config.name == "grok-digits"
+    plain = tmp_path / "plain.toml"
+    plain.write_text("width = 10\n")
+    assert load_config_file(plain, preset_config).name == "plain"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("wdith = 10\n")
+    with pytest.raises(SplinescopeError, match="'wdith' is unknown.*did you mean width"):
+        load_config_file(bad, preset_config)
+    bad.write_text('preset = "grok-digts"\n')
+    with pytest.raises(SplinescopeError, match="available presets: grok-digits"):
+        load_config_file(bad, preset_config)
+    with pytest.raises(SplinescopeError, match="not found"):
+        load_config_file(tmp_path / "missing.toml", preset_config)
+
+
+def test_batch_sampler_walks_permutations_and_resumes_exactly():
+    sampler = BatchSampler(10, 4, seed=3)
+    first_epoch = torch.cat([sampler.next(), sampler.next()])
+    assert len(set(first_epoch.tolist())) == 8
+    state = sampler.state_dict()
+    ahead = [sampler.next() for _ in range(5)]
+    other = BatchSampler(10, 4, seed=99)
+    other.load_state_dict(state)
+    assert all(torch.equal(a, other.next()) for a in ahead)
+    assert torch.equal(BatchSampler(5, 0, seed=1).next().sort().values, torch.arange(5))
+
+
+def test_mse_onehot_is_the_mean_over_all_entries():
+    logits = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    expected = ((1 - 1) ** 2 + 0**2 + 0.5**2 + (0.5 - 1) ** 2) / 4
+    assert float(mse_onehot(logits, torch.tensor([0, 1]))) == pytest.approx(expected)
+
+
+def test_a_tiny_run_stores_metrics_checkpoint_and_summary(tmp_path):
+    seen = []
+    result = train(tiny_config(), runs_dir=tmp_path, on_progress=seen.append, progress_every=5)
+    assert result.step == 30 and result.probe_errors == 0
+    runs = load_runs(tmp_path)
+    assert runs.iloc[0]["status"] == "finished" and runs.iloc[0]["config"]["width"] == 24
+    metrics = load_metrics(tmp_path, result.run_id)
+    assert sorted(set(metrics["step"])) == [0, 10, 20, 30]
+    assert set(metrics["probe"]) == {"accuracy", "lc", "adversarial", "weights", "units"}
+    assert "interpolation_step" in result.summary and runs.iloc[0]["summary"] == result.summary
+    assert (tmp_path / result.run_id / CHECKPOINT).exists()
+    assert [p.step for p in seen if p.measured] == [0, 10, 20, 30]
+    assert (
+        seen[-1].latest["accuracy"]["train_acc"]
+        == metrics.query("step == 30 and key == 'train_acc'")["value"].item()
+    )
+
+
+def _final_state(runs_dir, run_id):
+    return torch.load(runs_dir / run_id / CHECKPOINT, weights_only=False)["model"]
+
+
+def test_interrupt_then_resume_gives_the_uninterrupted_run(tmp_path):
+    whole = train(tiny_config(), runs_dir=tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(), runs_dir=tmp_path / "b", stop_after=14)
+    runs = load_runs(tmp_path / "b")
+    run_id = runs.iloc[0]["run_id"]
+    assert runs.iloc[0]["status"] == "interrupted"
+    assert sorted(set(load_metrics(tmp_path / "b", run_id)["step"])) == [0, 10]  # data kept
+    resumed = train(None, runs_dir=tmp_path / "b", resume="tiny")
+    assert resumed.run_id == run_id and load_runs(tmp_path / "b").iloc[0]["status"] == "finished"
+    a, b = _final_state(tmp_path / "a", whole.run_id), _final_state(tmp_path / "b", run_id)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ma = load_metrics(tmp_path / "a", whole.run_id)
+    mb = load_metrics(tmp_path / "b", run_id)
+    assert ma[["step", "probe", "key"]].equals(mb[["step", "probe", "key"]])
+    assert (ma["value"].to_numpy() == mb["value"].to_numpy()).all()
+    with pytest.raises(SplinescopeError, match="finished"):
+        train(None, runs_dir=tmp_path / "b", resume=run_id)
+
+
+def test_an_unwritable_runs_directory_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SplinescopeError, match="runs directory .* not writable"):
+        train(tiny_config(), runs_dir=blocker / "runs")
+
+
+def test_bad_data_options_name_the_option(tmp_path):
+    with pytest.raises(
+        SplinescopeError, match="unknown option.*'q'.*allowed: p, op, train_fraction"
+    ):
+        train(tiny_config(dataset="modular", data_options={"q": 3}), runs_dir=tmp_path)
+    assert load_runs(tmp_path).empty  # nothing was created
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().steps = 3
