@@ -1,9 +1,10 @@
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from splinescope.cli import app
 from splinescope.presets import PRESETS
-from splinescope.store import load_metrics, load_runs
+from splinescope.store import DB_FILENAME, load_metrics, load_runs
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -148,3 +149,34 @@ def test_show_and_runs_on_unknown_things(tmp_path):
     assert result.exit_code == 2 and "no run 'nothing'" in result.output
     result = runner.invoke(app, ["runs", "--runs-dir", str(tmp_path / "absent")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+@pytest.mark.slow
+def test_a_real_sigint_marks_the_run_interrupted_and_keeps_its_data(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [
+        sys.executable, "-c", "from splinescope.cli import app; app()",
+        "run", "grok-digits", "--steps", "1000000", "--runs-dir", str(tmp_path), "--quiet",
+        "--set", "probes=accuracy,weights", "--set", "width=16", "--set", "n_train=100",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            runs = load_runs(tmp_path) if (tmp_path / DB_FILENAME).exists() else None
+            if runs is not None and len(runs) and runs.iloc[0]["last_step"] is not pd.NA:
+                if int(runs.iloc[0]["last_step"]) >= 10:
+                    break
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, output
+    run = load_runs(tmp_path).iloc[0]
+    assert run["status"] == "interrupted" and "--resume" in output
+    assert int(run["last_step"]) >= 10
