@@ -2,8 +2,9 @@
 
 ::
 
-    with Monitor(model, default_probes(...), "runs", LogSchedule(60, max_step=steps),
-                 context=ProbeContext.from_data(data, loss_fn=loss_fn)) as monitor:
+    probes = [AccuracyProbe(), LocalComplexityProbe(radius=0.05), WeightNormProbe()]
+    context = ProbeContext.from_data(data, loss_fn=loss_fn)
+    with Monitor(model, probes, "runs", LogSchedule(60, max_step=steps), context=context) as monitor:
         for step in range(steps + 1):
             if step > 0:
                 ...  # one optimizer update

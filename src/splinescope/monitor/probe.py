@@ -190,12 +190,24 @@ def _state(model: nn.Module) -> dict[str, Any]:
             for m in model.modules()
         ),
         "torch_rng": torch.get_rng_state(),
-        "numpy_rng": np.random.get_state()[1].copy(),
+        "numpy_rng": _numpy_state(),
         "grad_enabled": torch.is_grad_enabled(),
     }
 
 
+def _numpy_state() -> tuple:
+    """numpy's global MT19937 state: key array and position (a draw may move only the latter)."""
+    _, key, pos, has_gauss, cached = np.random.get_state()
+    return (key.copy(), pos, has_gauss, cached)
+
+
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (tuple, list)):
+        return (
+            isinstance(b, (tuple, list))
+            and len(a) == len(b)
+            and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        )
     if isinstance(a, torch.Tensor):
         return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
     if isinstance(a, np.ndarray):
