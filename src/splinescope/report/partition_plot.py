@@ -234,9 +234,34 @@ def partition_figure(
         raise SplinescopeError(
             f"plane_points: expected [3, *input_shape], got {tuple(points.shape)}"
         )
-    plane = plane_through(points[0], points[1], points[2], margin=margin)
+    partition = anchored_partition(model, points, margin=margin, extent=extent)
+    return partition_figure_of(
+        partition, color_by=color_by, density=density, anchor_labels=anchor_labels, title=title
+    )
+
+
+def anchored_partition(
+    model: nn.Module,
+    plane_points: torch.Tensor,
+    *,
+    margin: float = 1.5,
+    extent: float | None = None,
+) -> PlanePartition:
+    """The exact partition of the plane through ``plane_points [3, *input_shape]``, anchored."""
+    plane = plane_through(plane_points[0], plane_points[1], plane_points[2], margin=margin)
     half = plane.extent if extent is None else extent
-    partition = regions_in_plane(model, plane.origin, plane.u, plane.v, half, anchors=plane.anchors)
+    return regions_in_plane(model, plane.origin, plane.u, plane.v, half, anchors=plane.anchors)
+
+
+def partition_figure_of(
+    partition: PlanePartition,
+    *,
+    color_by: str | None = "area",
+    density: bool = True,
+    anchor_labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A figure of a computed partition: regions (and the region-density panel)."""
     panels = 2 if density else 1
     figure = Figure(figsize=(6.5 * panels, 6), layout="constrained")
     axes = figure.subplots(1, panels, squeeze=False)[0]
