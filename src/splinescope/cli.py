@@ -5,6 +5,9 @@
     splinescope presets                    # what can be run, one line each
     splinescope runs                       # the runs of a runs directory
     splinescope show grok-digits           # config, summary and phenomena of a run
+    splinescope report grok-digits -o r.html   # self-contained HTML report
+    splinescope export grok-digits DIR --to tensorboard
+    splinescope partition grok-digits --step 1000 --plane train:0,1,2 -o fig.png
 """
 
 from __future__ import annotations
@@ -293,3 +296,82 @@ def show(
         console.print("no summary yet (the run has not finished)")
     if not errors.empty:
         console.print(f"[red]{len(errors)} probe error(s)[/]; first: {errors.iloc[0]['message']}")
+
+
+@app.command()
+def report(
+    run_names: Annotated[
+        list[str], typer.Argument(metavar="RUN...", help="Run ids, id prefixes or names.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR),
+) -> None:
+    """Write one self-contained HTML report of one run, or a comparison of several."""
+    from splinescope.report.commands import report_command
+
+    try:
+        path = report_command(run_names, runs_dir, output)
+    except SplinescopeError as exc:
+        raise fail(str(exc)) from None
+    _console().print(f"report written to {path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def export(
+    run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run id, id prefix or name.")],
+    dest: Annotated[
+        str, typer.Argument(metavar="DEST", help="TensorBoard log dir, or an MLflow URI.")
+    ],
+    to: Annotated[str, typer.Option("--to", help="tensorboard or mlflow.")],
+    runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR),
+) -> None:
+    """Export a run's scalars, config and arrays to TensorBoard or MLflow."""
+    from splinescope.report.commands import export_command
+
+    try:
+        export_command(run_name, runs_dir, to, dest)
+    except SplinescopeError as exc:
+        raise fail(str(exc)) from None
+    _console().print(f"run {run_name} exported to {to} at {dest}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def partition(
+    run_name: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="Run id, id prefix or name.")
+    ] = None,
+    step: Annotated[
+        int | None, typer.Option(help="Probe step whose model to draw (default: the last).")
+    ] = None,
+    plane: Annotated[
+        str, typer.Option(help="Plane through three samples: SPLIT:I,J,K (train or test).")
+    ] = "train:0,1,2",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Image file.")] = Path(
+        "partition.png"
+    ),
+    model: Annotated[
+        Path | None, typer.Option("--model", help="A saved model (.pt) instead of a snapshot.")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Embedded dataset for --model without RUN.")
+    ] = None,
+    runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR),
+) -> None:
+    """Draw the exact linear regions of a 2-D slice through three samples (SplineCam-style)."""
+    from splinescope.report.partition_command import partition_command
+
+    try:
+        path = partition_command(
+            run_name,
+            runs_dir,
+            plane=plane,
+            output=output,
+            step=step,
+            model_file=model,
+            dataset=data,
+        )
+    except SplinescopeError as exc:
+        raise fail(str(exc)) from None
+    _console().print(f"partition written to {path}", highlight=False, soft_wrap=True)

@@ -5,7 +5,8 @@ A :class:`TrainConfig` is a frozen dataclass; overrides (from a TOML file, ``--s
 a :class:`~splinescope.errors.SplinescopeError` naming the field and the allowed values (as
 nanoGPT's configurator does). :func:`train` builds data, model and probes from a config, runs
 the loop with a :class:`~splinescope.monitor.Monitor` attached, checkpoints model + optimizer
-+ RNG states at every probe step under ``runs_dir/<run_id>/checkpoint.pt``, and stores the
++ RNG states at every probe step under ``runs_dir/<run_id>/checkpoint.pt`` (the model weights of
+every probe step also under ``models/step_<S>.pt``, for partition pictures), and stores the
 detected phenomena as the run summary.
 """
 
@@ -44,6 +45,7 @@ from splinescope.monitor.schedules import EverySchedule, LogSchedule, Schedule
 PROBES = ("accuracy", "lc", "adversarial", "weights", "units")
 ATTACK_NAMES = ("fgsm_linf", "pgd_linf", "pgd_l2")
 CHECKPOINT = "checkpoint.pt"
+SNAPSHOTS = "models"
 
 # Fields whose value must be one of a fixed list (tuple fields: every element).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -468,6 +470,25 @@ def check_runs_dir(runs_dir: str | os.PathLike) -> Path:
     return path
 
 
+def snapshot_path(runs_dir: str | os.PathLike, run_id: str, step: int) -> Path:
+    """Where the model's weights at probe step ``step`` are kept (for partition pictures)."""
+    return Path(runs_dir) / run_id / SNAPSHOTS / f"step_{step:09d}.pt"
+
+
+def snapshot_steps(runs_dir: str | os.PathLike, run_id: str) -> list[int]:
+    """The probe steps whose model weights were kept, ascending."""
+    folder = Path(runs_dir) / run_id / SNAPSHOTS
+    return sorted(int(p.stem.removeprefix("step_")) for p in folder.glob("step_*.pt"))
+
+
+def save_snapshot(path: Path, model: nn.Module) -> None:
+    """Write the model's ``state_dict`` atomically to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+
+
 def save_checkpoint(
     path: Path,
     *,
@@ -644,6 +665,7 @@ def train(
                     save_checkpoint(
                         checkpoint, step=step, model=model, optimizer=optimizer, sampler=sampler
                     )
+                    save_snapshot(snapshot_path(runs_dir, run_id, step), model)
                 if on_progress is not None and (measured or step % progress_every == 0):
                     on_progress(Progress(step, config.steps, loss_value, monitor.latest, measured))
                 if stop_after is not None and step >= stop_after:

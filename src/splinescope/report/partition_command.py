@@ -1,0 +1,117 @@
+"""``splinescope partition``: the exact partition of a plane, for a stored run or a saved model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from splinescope.errors import SplinescopeError
+
+SPLITS = ("train", "test")
+
+
+def parse_plane(text: str) -> tuple[str, list[int]]:
+    """``"train:0,1,2"`` -> ``("train", [0, 1, 2])``; the split and three sample indices."""
+    split, _, rest = text.partition(":")
+    try:
+        indices = [int(part) for part in rest.split(",")]
+    except ValueError:
+        indices = []
+    if split not in SPLITS or len(indices) != 3:
+        raise SplinescopeError(
+            f"--plane: expected SPLIT:I,J,K with SPLIT in {SPLITS} and three sample indices "
+            f"(e.g. train:0,1,2), got {text!r}"
+        )
+    return split, indices
+
+
+def _pick_step(steps: list[int], step: int | None, run_id: str) -> int:
+    if not steps:
+        raise SplinescopeError(
+            f"run {run_id}: no model snapshots were kept (runs store them at every probe step "
+            "unless checkpoint=false); pass --model FILE.pt instead"
+        )
+    if step is None:
+        return steps[-1]
+    if step not in steps:
+        near = sorted(steps, key=lambda s: abs(s - step))[:5]
+        raise SplinescopeError(
+            f"--step: run {run_id} has no snapshot at step {step}; nearest: {sorted(near)}"
+        )
+    return step
+
+
+def _load_model_file(path: Path, model: nn.Module | None) -> nn.Module:
+    if not path.is_file():
+        raise SplinescopeError(f"--model: no file at {str(path)!r}")
+    loaded = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(loaded, nn.Module):
+        return loaded
+    if isinstance(loaded, dict) and model is not None:
+        state = loaded.get("model", loaded)
+        model.load_state_dict(state)
+        return model
+    raise SplinescopeError(
+        f"--model: {str(path)!r} holds a {type(loaded).__name__}; expected a pickled nn.Module, "
+        "or a state_dict together with RUN (whose config builds the architecture)"
+    )
+
+
+def partition_command(
+    run: str | None,
+    runs_dir: Path,
+    *,
+    plane: str = "train:0,1,2",
+    output: Path = Path("partition.png"),
+    step: int | None = None,
+    model_file: Path | None = None,
+    dataset: str | None = None,
+) -> Path:
+    """Draw the exact partition of the plane through three samples and save it to ``output``.
+
+    With ``run``: the run's data and its model at snapshot ``step`` (default: the last), or the
+    weights in ``model_file``. Without ``run``: ``model_file`` (a pickled module) and an
+    embedded ``dataset`` name. Returns the written path.
+    """
+    from splinescope.report.partition_plot import partition_figure
+    from splinescope.train import TrainConfig, load_data, make_model, snapshot_path, snapshot_steps
+
+    split, indices = parse_plane(plane)
+    if run is None:
+        if model_file is None or dataset is None:
+            raise SplinescopeError("give RUN, or --model FILE.pt together with --data DATASET")
+        from splinescope.data import load_dataset
+
+        data = load_dataset(dataset)
+        model = _load_model_file(Path(model_file), None)
+        label = f"{Path(model_file).name} on {dataset}"
+    else:
+        from splinescope.store import get_run
+
+        row = get_run(runs_dir, run)
+        config = TrainConfig.from_dict(row["config"])
+        data = load_data(config)
+        model = make_model(config, data)
+        if model_file is not None:
+            model = _load_model_file(Path(model_file), model)
+            label = f"{row['name']} ({row['run_id']}), {Path(model_file).name}"
+        else:
+            step = _pick_step(snapshot_steps(runs_dir, row["run_id"]), step, row["run_id"])
+            path = snapshot_path(runs_dir, row["run_id"], step)
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            label = f"{row['name']} ({row['run_id']}), step {step:,}"
+    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    if max(indices) >= len(x) or min(indices) < 0:
+        raise SplinescopeError(
+            f"--plane: indices {indices} out of range for {split} ({len(x)} samples)"
+        )
+    points = x[indices].to(torch.float32)
+    labels = [f"{split} {i} (y={int(y[i])})" for i in indices]
+    figure = partition_figure(model.cpu(), points, anchor_labels=labels, title=label)
+    output = Path(output)
+    if output.parent and not output.parent.exists():
+        raise SplinescopeError(f"-o: directory {str(output.parent)!r} does not exist")
+    figure.savefig(output, dpi=110)
+    return output.resolve()
