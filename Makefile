@@ -26,7 +26,8 @@ browser:
 		|| echo "chromium unavailable: the browser test will skip"; }
 
 demo: setup
-	$(VENV)/bin/splinescope run grok-digits --runs-dir runs --report runs/grok-digits-report.html
+	$(VENV)/bin/splinescope run grok-digits --runs-dir runs
+	$(VENV)/bin/splinescope report grok-digits --runs-dir runs -o runs/grok-digits-report.html
 
 test: setup browser
 	$(PY) -m pytest -q
