@@ -36,13 +36,17 @@ from splinescope.monitor.probes import (
     AccuracyProbe,
     AdversarialProbe,
     AttackSpec,
+    CodesProbe,
+    HessianProbe,
     LocalComplexityProbe,
+    PartitionProbe,
     UnitActivityProbe,
     WeightNormProbe,
 )
 from splinescope.monitor.schedules import EverySchedule, LogSchedule, Schedule
 
 PROBES = ("accuracy", "lc", "adversarial", "weights", "units")
+OPTIONAL_PROBES = ("hessian", "codes", "partition")  # opt in: --set probes=accuracy,lc,hessian
 ATTACK_NAMES = ("fgsm_linf", "pgd_linf", "pgd_l2")
 CHECKPOINT = "checkpoint.pt"
 SNAPSHOTS = "models"
@@ -55,7 +59,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("adamw", "adam", "sgd"),
     "loss": ("mse", "cross_entropy"),
     "schedule": ("log", "every"),
-    "probes": PROBES,
+    "probes": PROBES + OPTIONAL_PROBES,
     "adv_attacks": ATTACK_NAMES,
     "device": ("cpu", "cuda", "mps"),
 }
@@ -412,6 +416,12 @@ def make_probes(config: TrainConfig, data) -> list:
             probes.append(WeightNormProbe())
         elif name == "units":
             probes.append(UnitActivityProbe())
+        elif name == "hessian":
+            probes.append(HessianProbe(seed=config.seed))
+        elif name == "codes":
+            probes.append(CodesProbe(n_points=config.lc_points, seed=config.seed))
+        elif name == "partition":
+            probes.append(PartitionProbe())
     return probes
 
 
