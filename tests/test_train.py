@@ -56,9 +56,9 @@ def test_overrides_are_type_checked_against_the_fields():
     ):
         apply_overrides(TrainConfig(), {"optimizer": "lion"})
     with pytest.raises(
-        SplinescopeError, match="'probes': 'hessian' is not allowed; allowed values: accuracy"
+        SplinescopeError, match="'probes': 'curvature' is not allowed; allowed values: accuracy"
     ):
-        apply_overrides(TrainConfig(), {"probes": ["accuracy", "hessian"]})
+        apply_overrides(TrainConfig(), {"probes": ["accuracy", "curvature"]})
     with pytest.raises(SplinescopeError, match="'lr': must be a finite number > 0"):
         apply_overrides(TrainConfig(), {"lr": -1.0})
     with pytest.raises(SplinescopeError, match="'lc_vertices': must be even"):
