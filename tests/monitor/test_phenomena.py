@@ -250,8 +250,9 @@ def curve(draw, values=accuracies):
 
 def naive_generalization(steps, v, tol):
     """Brute force over candidate starts: the first i from which on every value (and the
-    last one in particular) is within tol of the plateau."""
-    k = min(len(v), max(3, math.ceil(0.1 * len(v))))
+    last one in particular) is within tol of the plateau (values of the last 10 % of steps)."""
+    window = sum(1 for t in steps if t >= steps[-1] - 0.1 * (steps[-1] - steps[0]))
+    k = min(len(v), max(3, window))
     plateau = sorted(v[-k:])[k // 2] if k % 2 else sum(sorted(v[-k:])[k // 2 - 1 : k // 2 + 1]) / 2
     for i in range(len(v)):
         if all(abs(x - plateau) <= tol + 1e-9 for x in v[i:]):
@@ -319,7 +320,7 @@ def test_monotone_curves(c, tol):
     # Nondecreasing: the generalization step, if reached, is the first step within tol
     # below the plateau (nothing later can leave the band from above).
     g = generalization_step(steps, v, tol)
-    plateau = final_plateau(v)
+    plateau = final_plateau(v, steps=steps)
     if v[-1] - plateau > tol + 1e-9:
         assert g is None
     else:

@@ -10,9 +10,10 @@ The definitions, once for all functions:
 
 * **interpolation step** -- the first logged step at which train accuracy is at least
   ``threshold`` (0.99). First crossing: a later dip below does not move it.
-* **final plateau** -- the median of the last ``max(3, ceil(10 % of the logged points))``
-  values. With log-spaced logging this window spans the late part of the run, and the
-  median ignores a single outlier.
+* **final plateau** -- the median of the values logged in the last 10 % of the run's steps
+  (at least the last 3 values): with log-spaced logging that is the last few points, so a
+  curve that creeps up slowly for a long time is judged by where it ends; the median ignores
+  a single outlier. (Without steps: the last ``max(3, ceil(10 % of the points))`` values.)
 * **generalization step** -- the first logged step from which on test accuracy stays within
   ``tolerance`` (0.01, one accuracy point; 1e-9 of slack for float rounding) of its final
   plateau; "not reached" when the last
@@ -105,14 +106,28 @@ def final_plateau(
     values: Any,
     plateau_fraction: float = PLATEAU_FRACTION,
     min_points: int = MIN_PLATEAU_POINTS,
+    *,
+    steps: Any = None,
 ) -> float:
-    """The curve's final level: the median of its last ``max(min_points, ceil(fraction * n))``
-    values (all of them if fewer). NaN for an empty curve."""
+    """The curve's final level: the median of the values logged in the last
+    ``plateau_fraction`` of the step range (at least the last ``min_points``) when ``steps``
+    are given; else of the last ``max(min_points, ceil(fraction * n))`` values. NaN for an
+    empty curve."""
     v = np.asarray(values, dtype=np.float64)
+    _fraction(plateau_fraction, "plateau_fraction")
+    if steps is not None:
+        s = np.asarray(steps, dtype=np.float64)
+        keep = ~np.isnan(v)
+        order = np.argsort(s[keep], kind="stable")
+        s, v = s[keep][order], v[keep][order]
+        if v.size == 0:
+            return math.nan
+        in_window = int(np.count_nonzero(s >= s[-1] - plateau_fraction * (s[-1] - s[0])))
+        k = min(v.size, max(int(min_points), in_window))
+        return float(np.median(v[-k:]))
     v = v[~np.isnan(v)]
     if v.size == 0:
         return math.nan
-    _fraction(plateau_fraction, "plateau_fraction")
     k = min(v.size, max(int(min_points), math.ceil(plateau_fraction * v.size)))
     return float(np.median(v[-k:]))
 
@@ -151,7 +166,7 @@ def generalization_step(
         raise SplinescopeError(f"tolerance must be >= 0, got {tolerance}")
     if v.size == 0:
         return None
-    plateau = final_plateau(v, plateau_fraction)
+    plateau = final_plateau(v, plateau_fraction, steps=s)
     outside = np.flatnonzero(np.abs(v - plateau) > tolerance + ROUNDING_SLACK)
     if outside.size == 0:
         return int(s[0])
@@ -229,7 +244,7 @@ def lc_peak_and_descent(
             None, math.nan, math.nan, math.nan, None, descent_fraction, min_relative_drop
         )
     p = int(np.argmax(v))
-    peak, final = float(v[p]), final_plateau(v, plateau_fraction)
+    peak, final = float(v[p]), final_plateau(v, plateau_fraction, steps=s)
     drop = peak - final
     level = peak - descent_fraction * drop
     descent = None
@@ -330,7 +345,7 @@ def detect_phenomena(
         if test_threshold is None:
             criteria["generalization_tolerance"] = tolerance
             criteria["plateau_fraction"] = plateau_fraction
-            criteria["test_plateau"] = final_plateau(test[1], plateau_fraction)
+            criteria["test_plateau"] = final_plateau(test[1], plateau_fraction, steps=test[0])
         else:
             criteria["generalization_threshold"] = test_threshold
 
@@ -350,7 +365,9 @@ def detect_phenomena(
             out["robustness_gap"] = _gap(interp, r_gen)
         if robust_threshold is None:
             criteria["robust_generalization_tolerance"] = tolerance
-            criteria["adversarial_plateau"] = final_plateau(adv_test[1], plateau_fraction)
+            criteria["adversarial_plateau"] = final_plateau(
+                adv_test[1], plateau_fraction, steps=adv_test[0]
+            )
         else:
             criteria["robust_generalization_threshold"] = robust_threshold
 
