@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from splinescope.errors import SplinescopeError
+from splinescope.nn import catalog
 
 _AFFINE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, _BatchNorm)
 _LINEAR_MODULES = (
@@ -45,22 +46,12 @@ _LINEAR_MODULES = (
     nn.Dropout3d,
     nn.AlphaDropout,
 )
-_ACTIVATION_MODULES = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.Hardtanh)  # ReLU6 ⊂ Hardtanh
+_ACTIVATION_MODULES = catalog.HINGE_MODULES + catalog.TWO_HINGE_MODULES  # ReLU6 ⊂ Hardtanh
+# Exact propagation handles 1-D/2-D max-pools without ceil_mode (3-D ones are refused).
 _MAXPOOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+# Smooth activations have no exact partition: refused with a reason.
 _SMOOTH_MODULES = (
-    nn.GELU,
-    nn.SiLU,
-    nn.Softplus,
-    nn.Mish,
-    nn.ELU,
-    nn.CELU,
-    nn.SELU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Softmax,
-    nn.LogSoftmax,
+    catalog.SMOOTH_MODULES + tuple(catalog.NON_PARTITION_MODULES) + (nn.Hardswish, nn.Hardsigmoid)
 )
 _ACTIVATION_FUNCTIONS = {
     F.relu: "relu",
