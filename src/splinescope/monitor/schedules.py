@@ -6,6 +6,7 @@ optimizer updates" (step 0 is the model at initialisation).
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -20,11 +21,12 @@ def _check_int(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
-class Schedule:
+class Schedule(abc.ABC):
     """Base class: ``step in schedule`` says whether to measure at ``step``."""
 
+    @abc.abstractmethod
     def __contains__(self, step: int) -> bool:
-        raise NotImplementedError
+        """Whether to measure at ``step``."""
 
     def steps_until(self, max_step: int) -> tuple[int, ...]:
         """The scheduled steps in ``[0, max_step]``, ascending."""
