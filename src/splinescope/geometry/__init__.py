@@ -1,6 +1,7 @@
 """The input-space partition: local complexity, neighbourhoods, exact regions, activation codes."""
 
 from splinescope.geometry import codes
+from splinescope.geometry.boundary import BoundaryPoints, decision_boundary_points
 from splinescope.geometry.complexity import LocalComplexity, local_complexity
 from splinescope.geometry.exact import (
     LocalAffineMap,
@@ -15,6 +16,7 @@ from splinescope.geometry.exact import (
 from splinescope.geometry.neighborhoods import ball_directions, cross_polytope, ortho_frame
 
 __all__ = [
+    "BoundaryPoints",
     "LocalAffineMap",
     "LocalComplexity",
     "Plane",
@@ -23,6 +25,7 @@ __all__ = [
     "ball_directions",
     "codes",
     "cross_polytope",
+    "decision_boundary_points",
     "local_affine_map",
     "local_complexity",
     "ortho_frame",
