@@ -48,6 +48,55 @@ NON_PARTITION_MODULES: dict[type[nn.Module], str] = {
     nn.LogSoftmax: "normalisation, not a partition-defining unit",
 }
 
+#: Piecewise-linear or saturating modules that would cut the input space but are not read as
+#: partition units; reported as skipped with this reason, never ignored.
+UNSUPPORTED_MODULES: dict[type[nn.Module], str] = {
+    nn.Threshold: "piecewise-linear activation not supported as a partition unit",
+    nn.Hardshrink: "piecewise-linear activation not supported as a partition unit",
+    nn.Softshrink: "piecewise-linear activation not supported as a partition unit",
+    nn.Hardsigmoid: "piecewise-linear activation not supported as a partition unit",
+    nn.Hardswish: "piecewise activation not supported as a partition unit",
+    nn.LogSigmoid: "smooth saturating activation without a hinge",
+    nn.Softsign: "smooth saturating activation without a hinge",
+    nn.Tanhshrink: "smooth activation not supported as a partition unit",
+}
+_SATURATING = "smooth saturating function without a hinge"
+_NORMALISATION = "normalisation, not a partition-defining unit"
+_PIECEWISE = "piecewise-linear function not supported as a partition unit"
+#: Functions and tensor methods (as recorded by ``torch.fx``) that are seen but not read as
+#: partition units; reported as skipped with this reason.
+NON_PARTITION_FUNCTIONS: dict[object, str] = {
+    torch.tanh: _SATURATING,
+    F.tanh: _SATURATING,
+    torch.sigmoid: _SATURATING,
+    F.sigmoid: _SATURATING,
+    torch.softmax: _NORMALISATION,
+    F.softmax: _NORMALISATION,
+    torch.log_softmax: _NORMALISATION,
+    F.log_softmax: _NORMALISATION,
+    torch.clamp: _PIECEWISE,
+    torch.clip: _PIECEWISE,
+    torch.abs: _PIECEWISE,
+    torch.maximum: _PIECEWISE,
+    torch.minimum: _PIECEWISE,
+    F.threshold: _PIECEWISE,
+    F.hardsigmoid: _PIECEWISE,
+    F.hardswish: _PIECEWISE,
+}
+NON_PARTITION_METHODS: dict[str, str] = {
+    "tanh": _SATURATING,
+    "sigmoid": _SATURATING,
+    "softmax": _NORMALISATION,
+    "log_softmax": _NORMALISATION,
+    "clamp": _PIECEWISE,
+    "clip": _PIECEWISE,
+    "clamp_min": _PIECEWISE,
+    "clamp_max": _PIECEWISE,
+    "abs": _PIECEWISE,
+    "maximum": _PIECEWISE,
+    "minimum": _PIECEWISE,
+}
+
 HINGE_FUNCTIONS = {F.relu, torch.relu, F.relu_, torch.relu_, F.leaky_relu, F.prelu, torch.prelu}
 TWO_HINGE_FUNCTIONS = {F.hardtanh, F.relu6}
 SMOOTH_FUNCTIONS = {F.gelu, F.silu, F.softplus, F.mish, F.elu, F.celu, F.selu}
@@ -87,6 +136,23 @@ def module_kind(module: nn.Module) -> str | None:
     if isinstance(module, MAXPOOL_MODULES):
         return "argmax"
     return None
+
+
+def non_partition_reason(module: nn.Module) -> str | None:
+    """Why a module that could shape the partition is not read as units (``None``: no reason)."""
+    for table in (NON_PARTITION_MODULES, UNSUPPORTED_MODULES):
+        for cls, reason in table.items():
+            if isinstance(module, cls):
+                return reason
+    return None
+
+
+def function_non_partition_reason(target: object) -> str | None:
+    """Why a recorded function call is not read as units (``None``: no reason to report)."""
+    try:
+        return NON_PARTITION_FUNCTIONS.get(target)
+    except TypeError:  # unhashable targets are never in the table
+        return None
 
 
 def module_thresholds(module: nn.Module) -> tuple[float, ...]:

@@ -18,6 +18,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from splinescope.errors import SplinescopeError
+
 OnUnit = Callable[[int, torch.Tensor], None]
 PoolFn = Callable[[tuple, dict], tuple[torch.Tensor, torch.Tensor]]
 
@@ -28,11 +30,39 @@ _AFFINE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @dataclass(frozen=True)
 class Tap:
-    """Where a layer's units are read: ``when`` is ``"input"``, ``"output"`` or ``"pool"``."""
+    """Where a layer's units are read: ``when`` is ``"input"``, ``"output"`` or ``"pool"``;
+    ``name`` is the layer's name, used when a tap is not reached."""
 
     index: int
     when: str
     pool: PoolFn | None = None
+    name: str = ""
+
+
+def _reached(on_unit: OnUnit) -> tuple[OnUnit, set[int]]:
+    """Wrap ``on_unit`` so that the indices it is called with are recorded."""
+    seen: set[int] = set()
+
+    def call(index: int, tensor: torch.Tensor) -> None:
+        seen.add(index)
+        on_unit(index, tensor)
+
+    return call, seen
+
+
+def _check_reached(taps: dict, seen: set[int]) -> None:
+    """Raise, naming them, if some taps were not reached by a run (their units would be lost)."""
+    missed = [
+        tap.name or f"#{tap.index}"
+        for group in taps.values()
+        for tap in group
+        if tap.index not in seen
+    ]
+    if missed:
+        raise SplinescopeError(
+            f"layers: {missed} were not reached by this forward pass (does the model's control "
+            "flow depend on its input?); their units cannot be measured on it"
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +91,9 @@ class FxRunner:
         self.graph_module = graph_module
         self.nodes = list(graph_module.graph.nodes)
         self.taps = {node: taps[node.name] for node in self.nodes if node.name in taps}
+        unknown = sorted(set(taps) - {node.name for node in self.taps})
+        if unknown:
+            raise SplinescopeError(f"layers: graph nodes {unknown} are not in the traced graph")
         last_user: dict[fx.Node, fx.Node] = {}
         for node in self.nodes:
             for used in node.all_input_nodes:
@@ -68,7 +101,10 @@ class FxRunner:
         self.last_uses: dict[fx.Node, list[fx.Node]] = defaultdict(list)
         for used, user in last_user.items():
             self.last_uses[user].append(used)
-        self.first_affine = _find_first_affine(graph_module, self.nodes)
+        first_affine = _find_first_affine(graph_module, self.nodes)
+        if first_affine is not None and any(node in self.taps for node in first_affine.prefix):
+            first_affine = None  # a layer is read before the first affine module: no shortcut
+        self.first_affine = first_affine
         tapped = [i for i, node in enumerate(self.nodes) if node in self.taps]
         self.last_tapped = max(tapped) if tapped else len(self.nodes)
         self._interpreter = fx.Interpreter(graph_module, garbage_collect_values=False)
@@ -96,8 +132,10 @@ class FxRunner:
         interp = self._interpreter
         env: dict[fx.Node, object] = {}
         interp.env = env
+        on_unit, seen = _reached(on_unit)
         skip = set(self.first_affine.prefix) if injected is not None else set()
         stop = len(self.nodes) if need_output else self.last_tapped + 1
+        result = None
         for node in self.nodes[:stop]:
             if node in skip:
                 continue
@@ -108,7 +146,8 @@ class FxRunner:
             elif node.op == "placeholder":
                 value = x
             elif node.op == "output":
-                return interp.run_node(node)
+                result = interp.run_node(node)
+                break
             else:
                 for tap in taps:
                     if tap.when == "input":
@@ -126,7 +165,8 @@ class FxRunner:
             env[node] = value
             for dead in self.last_uses.get(node, ()):
                 env.pop(dead, None)
-        return None
+        _check_reached(self.taps, seen)
+        return result
 
 
 class HookRunner:
@@ -152,6 +192,7 @@ class HookRunner:
         calls: Counter[str] = Counter()
         modules = dict(self.model.named_modules())
         handles = []
+        on_unit, seen = _reached(on_unit)
 
         def pre_hook(name: str):
             def hook(module, inputs):
@@ -178,10 +219,12 @@ class HookRunner:
                 module = modules[name]
                 handles.append(module.register_forward_pre_hook(pre_hook(name)))
                 handles.append(module.register_forward_hook(post_hook(name)))
-            return self.model(x)
+            result = self.model(x)
         finally:
             for handle in handles:
                 handle.remove()
+        _check_reached(self.taps, seen)
+        return result
 
 
 def _is_shape_node(graph_module: fx.GraphModule, node: fx.Node) -> bool:
