@@ -294,3 +294,18 @@ def test_repeated_module_calls_are_each_selectable():
         model = Twice()
         second = model.fc(torch.relu(model.fc(x)))
     assert torch.equal(record_states(model, x, ["fc#1"])["fc#1"], torch.sign(second).to(torch.int8))
+
+
+def test_functional_calls_that_are_not_units_are_listed_as_skipped():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.fc(x)).clamp(min=0) + torch.relu(x)
+
+    units = describe(Net(), torch.randn(1, 3))
+    assert units.names == ["relu"]
+    reasons = dict(units.skipped)
+    assert "saturating" in reasons["tanh"] and "piecewise" in reasons["clamp"]

@@ -45,3 +45,29 @@ def test_cut_test_equals_sign_comparison_with_first_vertex(values, threshold):
     signs = torch.sign(raw - threshold).reshape(2, 3, 2)
     expected = (signs[:, 1:] != signs[:, :1]).any(dim=1).sum(dim=1)
     assert torch.equal(count_cut_units(layer, raw, 3), expected)
+
+
+class InputDependent(nn.Module):
+    """Untraceable: ``extra`` and ``extra_act`` run only for inputs whose sum is positive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.extra, self.extra_act = nn.Linear(3, 3), nn.Linear(3, 3), nn.ReLU()
+
+    def forward(self, x):
+        h = self.fc(x)
+        if x.sum() > 0:
+            h = self.extra_act(self.extra(h))
+        return h
+
+
+def test_a_layer_missing_from_some_batches_is_an_error_that_names_it():
+    import pytest
+
+    from splinescope import SplinescopeError
+
+    x = torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]])
+    with pytest.raises(SplinescopeError, match="extra_act"):
+        record_states(InputDependent(), x, batch_size=1)
+    with pytest.raises(SplinescopeError, match="'extra'"):
+        record_states(InputDependent(), x, ["fc", "extra"], batch_size=1)

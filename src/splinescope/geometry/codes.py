@@ -21,6 +21,7 @@ from torch import nn
 
 from splinescope.errors import SplinescopeError
 from splinescope.nn import describe, record_states
+from splinescope.nn.describe import LayerSelection
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 ARGMAX_BITS = 16
@@ -65,11 +66,12 @@ def states_to_bits(states: np.ndarray, kind: str) -> np.ndarray:
 def activation_codes(
     model: nn.Module,
     x: torch.Tensor,
-    layers: str | list[str] | None = None,
+    layers: LayerSelection = None,
     batch_size: int | None = None,
 ) -> ActivationCodes:
     """The activation code of each input ``x [N, *input_shape]`` over all partition units
-    (or the selected ``layers``, as in :func:`splinescope.nn.describe`).
+    (or the selected ``layers``, as in :func:`splinescope.nn.describe`: every requested
+    name contributes its bits, in execution order, or an error names it).
 
     The model is measured in eval mode and left as it was.
     """
@@ -80,6 +82,10 @@ def activation_codes(
         )
     units = describe(model, x[:1], layers, argument="x")
     states = record_states(model, x, layers, batch_size)
+    if list(states) != units.names:
+        raise SplinescopeError(
+            f"layers: states were recorded for {list(states)}, expected {units.names}"
+        )
     parts, names, widths = [], [], []
     for layer in units.layers:
         bits = states_to_bits(states[layer.name].cpu().numpy(), layer.kind)

@@ -14,6 +14,8 @@ import hashlib
 
 import torch
 
+from splinescope.errors import SplinescopeError
+
 
 def derived_seed(seed: int, purpose: str, index: int = 0) -> int:
     """A 63-bit seed for ``purpose`` that is independent of the user's global seed stream."""
@@ -34,6 +36,11 @@ def ortho_frame(
     Drawn on the CPU from a private generator, so the frame is the same on every device.
     """
     dim = int(torch.Size(input_shape).numel())
+    if not isinstance(n_directions, int) or not 1 <= n_directions <= dim:
+        raise SplinescopeError(
+            f"n_directions: an orthonormal frame in dimension {dim} has 1 to {dim} directions, "
+            f"got {n_directions!r}"
+        )
     generator = torch.Generator().manual_seed(derived_seed(seed, "ortho-frame"))
     gaussian = torch.randn(dim, n_directions, generator=generator, dtype=torch.float64)
     q, r = torch.linalg.qr(gaussian)
@@ -55,6 +62,8 @@ def ball_directions(
     Point ``i``'s directions depend only on ``(seed, i)``, so results do not depend on batching.
     """
     dim = int(torch.Size(input_shape).numel())
+    if not isinstance(n_directions, int) or n_directions < 1:
+        raise SplinescopeError(f"n_directions: must be a positive integer, got {n_directions!r}")
     out = torch.empty(len(point_indices), n_directions, dim, dtype=torch.float64)
     generator = torch.Generator()
     for row, index in enumerate(point_indices.tolist()):
@@ -77,9 +86,27 @@ def cross_polytope(
         radius: r > 0, in input units.
         include_center: append the centre as the last vertex.
     """
+    _check_directions(points, directions)
     step = radius * (directions if directions.dim() > points.dim() else directions.unsqueeze(0))
     centers = points.unsqueeze(1)
     parts = [centers + step, centers - step]
     if include_center:
         parts.append(centers)
     return torch.cat(parts, dim=1)
+
+
+def _check_directions(points: torch.Tensor, directions: torch.Tensor) -> None:
+    """Directions must be ``[K, *shape]`` or ``[N, K, *shape]``; never broadcast silently."""
+    shape = tuple(points.shape[1:])
+    shared = directions.dim() == points.dim() and tuple(directions.shape[1:]) == shape
+    per_point = (
+        directions.dim() == points.dim() + 1
+        and directions.shape[0] == points.shape[0]
+        and tuple(directions.shape[2:]) == shape
+    )
+    if not (shared or per_point) or directions.shape[-points.dim()] < 1:
+        raise SplinescopeError(
+            f"directions: expected [K, {', '.join(map(str, shape))}] shared by all points or "
+            f"[{points.shape[0]}, K, {', '.join(map(str, shape))}] per point, "
+            f"got {tuple(directions.shape)}"
+        )

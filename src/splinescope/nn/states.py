@@ -81,7 +81,7 @@ def record_states(
     """
     if x.shape[0] == 0:
         raise SplinescopeError("x: empty input set")
-    units = describe(model, x[:1], layers)
+    units = describe(model, x[:1], layers, argument="x")
     batch_size = batch_size or 1024
     chunks: list[list[torch.Tensor]] = [[] for _ in units.layers]
 
@@ -91,4 +91,13 @@ def record_states(
     with measuring(model):
         for start in range(0, x.shape[0], batch_size):
             units.runner.run(x[start : start + batch_size], keep, need_output=False)
-    return {layer.name: torch.cat(parts) for layer, parts in zip(units.layers, chunks, strict=True)}
+    states = {
+        layer.name: torch.cat(parts) for layer, parts in zip(units.layers, chunks, strict=True)
+    }
+    for name, rows in states.items():
+        if rows.shape[0] != x.shape[0]:
+            raise SplinescopeError(
+                f"layers: {name!r} was read for {rows.shape[0]} of {x.shape[0]} inputs "
+                "(a module called more or fewer times than at describe time?)"
+            )
+    return states

@@ -47,7 +47,10 @@ class PartitionUnits:
 
     Attributes:
         layers: the selected unit layers.
-        skipped: ``(module or node name, reason)`` for activations that were seen but not used.
+        skipped: ``(module or node name, reason)`` for whatever could shape the partition but
+            is not read as units: non-partition or unsupported activations (modules and
+            functional calls), activation modules never called, and opaque modules whose
+            insides the trace does not see.
         traced: whether ``torch.fx`` traced the model (else module hooks were used).
         trace_error: why tracing failed, when it did (functional activations are then invisible).
     """
