@@ -13,12 +13,14 @@ from splinescope.geometry.exact import (
     regions_in_plane,
     regions_on_segment,
 )
+from splinescope.geometry.migration import MigrationProfile, migration_profile
 from splinescope.geometry.neighborhoods import ball_directions, cross_polytope, ortho_frame
 
 __all__ = [
     "BoundaryPoints",
     "LocalAffineMap",
     "LocalComplexity",
+    "MigrationProfile",
     "Plane",
     "PlanePartition",
     "SegmentPartition",
@@ -28,6 +30,7 @@ __all__ = [
     "decision_boundary_points",
     "local_affine_map",
     "local_complexity",
+    "migration_profile",
     "ortho_frame",
     "plane_through",
     "regions_in_plane",
