@@ -327,3 +327,28 @@ def test_bad_input_names_the_argument(kwargs, field):
 def test_unknown_layer_lists_valid_names():
     with pytest.raises(SplinescopeError, match=r"\['1', '3', '5'\]"):
         local_complexity(mlp(), torch.randn(3, 20), radius=0.5, n_vertices=10, layers="relu9")
+
+
+class _InputDependent(nn.Module):
+    """Untraceable: ``act2`` runs only for batches whose sum is positive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.act, self.fc2, self.act2 = (
+            nn.Linear(3, 3),
+            nn.ReLU(),
+            nn.Linear(3, 3),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc(x))
+        if x.sum() > 0:
+            h = self.act2(self.fc2(h))
+        return h
+
+
+def test_a_layer_not_reached_for_some_points_is_an_error_not_a_zero_count():
+    points = torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]])
+    with pytest.raises(SplinescopeError, match="act2"):
+        local_complexity(_InputDependent(), points, radius=0.01, n_vertices=2, batch_size=1)
