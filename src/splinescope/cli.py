@@ -3,6 +3,7 @@
 
     splinescope run grok-digits            # train with the monitor attached, live progress
     splinescope presets                    # what can be run, one line each
+    splinescope probes                     # the registered probe kinds, fields and defaults
     splinescope runs                       # the runs of a runs directory
     splinescope show grok-digits           # config, summary and phenomena of a run
     splinescope report grok-digits -o r.html   # self-contained HTML report
@@ -74,23 +75,10 @@ def _fmt(value: Any) -> str:
 
 
 def _status_line(progress: Any) -> str:
-    latest = progress.latest
+    """The loss, then every probe's declared headline values (labels from the registry)."""
     parts = [f"loss {progress.loss:.4g}" if math.isfinite(progress.loss) else "loss -"]
-    acc = latest.get("accuracy", {})
-    if acc:
-        parts.append(f"train {acc.get('train_acc', float('nan')):.3f}")
-        parts.append(f"test {acc.get('test_acc', float('nan')):.3f}")
-    adv = latest.get("adversarial", {})
-    if adv:
-        from splinescope.monitor.phenomena import ADVERSARIAL_PREFERENCE
-
-        key = next((k for k in ADVERSARIAL_PREFERENCE if k in adv), None)
-        if key is not None:
-            parts.append(f"adv {adv[key]:.3f}")
-    lc = latest.get("lc", {})
-    if "train_total" in lc:
-        parts.append(f"LC {lc['train_total']:.2f}")
-    return " ".join(parts)
+    parts += [f"{label} {value:.3g}" for label, value in progress.headline]
+    return " | ".join(parts)
 
 
 def summary_table(summary: dict[str, Any], title: str = "phenomena") -> Table:
@@ -217,6 +205,26 @@ def presets() -> None:
 
 
 @app.command()
+def probes() -> None:
+    """List every registered probe kind with its fields and defaults."""
+    from splinescope.monitor.registry import kinds, skipped_plugins
+
+    console = _console()
+    for name, kind in kinds().items():
+        origin = f"{kind.config.__module__}.{kind.config.__qualname__}"
+        console.print(f"[bold]{name}[/]  {kind.description} [dim]({origin})[/]", soft_wrap=True)
+        table = Table(show_header=True, box=None, pad_edge=False, padding=(0, 2))
+        for column in ("field", "type", "default"):
+            table.add_column(column, style="dim" if column == "type" else "")
+        table.add_row("schedule", "text", "the run's schedule")
+        for field_name, type_text, default in kind.fields():
+            table.add_row(field_name, type_text, _fmt(default) if default is not None else "none")
+        console.print(table)
+    for name, reason in skipped_plugins().items():
+        console.print(f"[red]not loaded:[/] {name}: {reason}", soft_wrap=True, highlight=False)
+
+
+@app.command()
 def runs(runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR)) -> None:
     """List the runs of a runs directory in a table."""
     console = _console()
@@ -328,7 +336,7 @@ def export(
     runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR),
 ) -> None:
     """Export a run's scalars, config and arrays to TensorBoard or MLflow."""
-    from splinescope.report.commands import export_command
+    from splinescope.export.commands import export_command
 
     try:
         export_command(run_name, runs_dir, to, dest)

@@ -1,7 +1,8 @@
 """Named runs that show a phenomenon on a laptop CPU in minutes (``splinescope presets``).
 
-Each preset is a :class:`~splinescope.train.TrainConfig`; nothing in a preset encodes its
-outcome — the phenomena are detected afterwards on the stored curves.
+Each preset is a :class:`~splinescope.train.TrainConfig` whose probes are written as
+``[[probes]]`` tables; nothing in a preset encodes its outcome — the phenomena are detected
+afterwards on the stored curves.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from splinescope.errors import SplinescopeError
-from splinescope.train import TrainConfig
+from splinescope.train.config import DEFAULT_PROBES, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,24 @@ class Preset:
     name: str
     summary: str
     config: TrainConfig
+
+
+def _probes(*, lc_radius: float, adv_eps: float, **extra: dict) -> tuple[dict, ...]:
+    """The default probes with this preset's LC radius and attack budget; ``extra`` replaces
+    (a table) or removes (``None``) probes by name."""
+    tables = []
+    for table in DEFAULT_PROBES:
+        name = table.get("name", table["kind"])
+        if table["kind"] == "lc":
+            table = {**table, "radius": lc_radius}
+        elif table["kind"] == "adversarial":
+            table = {**table, "eps": [adv_eps]}
+        if name in extra:
+            if extra[name] is None:
+                continue
+            table = {**table, **extra[name]}
+        tables.append(table)
+    return tuple(tables)
 
 
 _PRESETS = (
@@ -39,8 +58,7 @@ _PRESETS = (
             loss="mse",
             batch_size=200,
             steps=150_000,
-            lc_radius=0.05,
-            adv_eps=0.05,
+            probes=_probes(lc_radius=0.05, adv_eps=0.05),
         ),
     ),
     Preset(
@@ -61,8 +79,7 @@ _PRESETS = (
             loss="mse",
             batch_size=200,
             steps=100_000,
-            lc_radius=0.1,
-            adv_eps=0.1,
+            probes=_probes(lc_radius=0.1, adv_eps=0.1),
         ),
     ),
     Preset(
@@ -83,10 +100,7 @@ _PRESETS = (
             loss="cross_entropy",
             batch_size=0,
             steps=16_000,
-            lc_radius=0.1,
-            lc_points=500,
-            adv_eps=0.1,
-            adv_attacks=("fgsm_linf",),
+            probes=_probes(lc_radius=0.1, adv_eps=0.1, pgd=None),
         ),
     ),
     Preset(
@@ -105,15 +119,29 @@ _PRESETS = (
             loss="mse",
             batch_size=200,
             steps=20_000,
-            lc_radius=0.05,
-            lc_points=200,
-            adv_points=200,
-            adv_eps=0.05,
-            adv_l2_eps=0.5,
-            adv_attacks=("fgsm_linf", "pgd_linf", "pgd_l2"),
+            n_random=200,
+            probes=(
+                *_probes(
+                    lc_radius=0.05,
+                    adv_eps=0.05,
+                    lc={"n_points": 200},
+                    fgsm={"n_points": 200},
+                    pgd={"n_points": 200},
+                ),
+                {
+                    "kind": "adversarial",
+                    "name": "pgd_l2",
+                    "attack": "pgd",
+                    "norm": "l2",
+                    "eps": [0.5],
+                    "splits": ["test", "train"],
+                    "n_points": 200,
+                },
+            ),
         ),
     ),
 )
+
 
 PRESETS: dict[str, Preset] = {p.name: p for p in _PRESETS}
 

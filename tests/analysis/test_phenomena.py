@@ -10,8 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from splinescope.errors import SplinescopeError
-from splinescope.monitor.phenomena import (
+from splinescope.analysis.phenomena import (
     NOT_REACHED,
     final_plateau,
     generalization_step,
@@ -22,7 +21,8 @@ from splinescope.monitor.phenomena import (
     robust_interpolation_step,
     robustness_gap,
 )
-from splinescope.monitor.phenomena import detect_phenomena as detect
+from splinescope.analysis.phenomena import detect_phenomena as detect
+from splinescope.errors import SplinescopeError
 
 
 def sigmoid(t, t0, s):

@@ -18,8 +18,8 @@ pytest.importorskip(
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from splinescope.export._params import flat_params  # noqa: E402
-from splinescope.report.rundata import load_run_data  # noqa: E402
 from splinescope.store import load_arrays, load_metrics  # noqa: E402
+from splinescope.store.rundata import load_run_data  # noqa: E402
 
 
 def _check_against_store(client, mlflow_run_id, runs_dir, tmp_path):

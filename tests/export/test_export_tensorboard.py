@@ -19,9 +19,9 @@ from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
 from splinescope import SplinescopeError  # noqa: E402
 from splinescope.export import export_tensorboard  # noqa: E402
 from splinescope.export._params import flat_params  # noqa: E402
-from splinescope.report import export_command  # noqa: E402
-from splinescope.report.rundata import RunData, load_run_data  # noqa: E402
+from splinescope.export.commands import export_command  # noqa: E402
 from splinescope.store import load_arrays, load_metrics, load_runs, resolve_run  # noqa: E402
+from splinescope.store.rundata import RunData, load_run_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")

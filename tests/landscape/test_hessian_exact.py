@@ -211,24 +211,20 @@ def test_density_moments_match_exact_spectral_moments():
     assert res.n_hvp == n_starts * 30
 
 
-def test_summary_record_for_a_monitor_probe():
-    import numpy as np
-
-    from splinescope.landscape import hessian_summary
+def test_summary_of_one_operator():
+    from splinescope.landscape import HessianSummary, hessian_summary
 
     model, x, y = _case("cnn", True)
     h = exact_hessian(model, CE, x, y)
     ev = torch.linalg.eigvalsh(h).flip(0)
     out = hessian_summary(model, CE, (x, y), k=3, n_steps=20, n_grid=50)
-    scalars = {k: v for k, v in out.items() if isinstance(v, float)}
-    arrays = {k: v for k, v in out.items() if isinstance(v, np.ndarray)}
-    assert set(scalars) | set(arrays) == set(out)
+    assert isinstance(out, HessianSummary)
     for i in range(3):
-        assert abs(scalars[f"lambda_{i + 1}"] - float(ev[i])) <= 1e-3 * float(ev[0])
-    assert scalars["lambda_max"] == scalars["lambda_1"]
-    assert abs(scalars["trace"] - float(h.trace())) <= 5 * scalars["trace_se"] + 1e-6
-    assert abs(scalars["loss"] - float(CE(model(x), y))) < 1e-5
-    assert arrays["eigenvalues"].shape == (3,) and arrays["density"].shape == (50,)
-    assert arrays["slq_nodes"].shape == arrays["slq_weights"].shape == (2, 20)
-    assert scalars["n_outliers"] == arrays["outliers"].size
-    assert scalars["eig_converged"] == 1.0
+        assert abs(float(out.eigen.eigenvalues[i]) - float(ev[i])) <= 1e-3 * float(ev[0])
+    assert abs(out.trace.trace - float(h.trace())) <= 5 * out.trace.standard_error + 1e-6
+    assert abs(out.loss - float(CE(model(x), y))) < 1e-5
+    assert out.eigen.eigenvalues.shape == (3,) and out.density.density.shape == (50,)
+    assert out.density.nodes.shape == out.density.weights.shape == (2, 20)
+    assert out.density.n_outliers == out.density.outliers.numel()
+    assert bool(out.eigen.converged.all())
+    assert out.n_hvp >= out.eigen.n_hvp + out.trace.n_hvp

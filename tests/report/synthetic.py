@@ -10,7 +10,7 @@ import pandas as pd
 
 LAYERS = ("fc1", "fc2", "fc3")
 N_CLASSES = 4
-# The shape of monitor.phenomena.detect_phenomena's output: phenomena (steps, gap ratios or
+# The shape of analysis.phenomena.detect_phenomena's output: phenomena (steps, gap ratios or
 # "not reached") followed by the criteria used.
 SUMMARY = {
     "interpolation_step": 600,
@@ -28,7 +28,7 @@ SUMMARY = {
     "adversarial_key": "pgd_linf_acc",
     "lc_key": "train_total",
 }
-DETECT = "detect"  # store_run: compute the summary with monitor.phenomena.detect_phenomena
+DETECT = "detect"  # store_run: compute the summary with analysis.phenomena.detect_phenomena
 
 
 def steps(last: int = 20000, n: int = 24) -> np.ndarray:
@@ -177,7 +177,7 @@ def store_run(
 ) -> str:
     """Log a synthetic run into the RunStore at ``runs_dir`` the way a monitor would; return
     its id. ``status`` None leaves it "running" (live while this process lives); ``summary``
-    DETECT computes it with monitor.phenomena.detect_phenomena, as the monitor does."""
+    DETECT computes it with analysis.phenomena.detect_phenomena, as the monitor does."""
     from splinescope.store import RunStore
 
     store = RunStore(runs_dir)
@@ -200,7 +200,7 @@ def store_run(
                 for step, probe, key, array in array_rows(last):
                     store.log_array(run_id, step, probe, key, array)
         if summary == DETECT:
-            from splinescope.monitor.phenomena import detect_phenomena
+            from splinescope.analysis.phenomena import detect_phenomena
             from splinescope.store import load_metrics
 
             summary = detect_phenomena(load_metrics(runs_dir, run_id))

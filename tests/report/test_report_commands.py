@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from splinescope import SplinescopeError
-from splinescope.report import export_command, report_command
+from splinescope.export.commands import export_command
+from splinescope.report import report_command
 from splinescope.store import load_metrics, load_runs, resolve_run
 
 

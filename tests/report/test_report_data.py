@@ -16,7 +16,7 @@ from splinescope.report.phenomena import (
     summary_items,
     summary_sentences,
 )
-from splinescope.report.rundata import RunData, flatten, format_number, format_time
+from splinescope.store.rundata import RunData, flatten, format_number, format_time
 
 
 def _run(**kw) -> RunData:

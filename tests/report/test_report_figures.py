@@ -8,7 +8,7 @@ import pandas as pd
 from report import synthetic as S
 from splinescope.report import figures as F
 from splinescope.report._plotting import ZERO_STEP_X
-from splinescope.report.rundata import RunData
+from splinescope.store.rundata import RunData
 
 
 def _run(run_id="aaaa1111", name="grok-digits", seed=0, last=20000, summary=S.SUMMARY, arrays=True):

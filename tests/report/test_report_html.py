@@ -17,7 +17,7 @@ from report import synthetic as S
 from splinescope import SplinescopeError
 from splinescope.report.html import render_report, write_report
 from splinescope.report.images import PNG_SIGNATURE, partition_images, png_bytes
-from splinescope.report.rundata import RunData
+from splinescope.store.rundata import RunData
 
 
 class _Cells(HTMLParser):

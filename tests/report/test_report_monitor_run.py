@@ -16,6 +16,7 @@ from splinescope.report.phenomena import PHENOMENA
 
 @pytest.mark.slow
 def test_report_of_a_monitored_training_run(tmp_path):
+    from splinescope.analysis.phenomena import detect_phenomena
     from splinescope.data import load_dataset
     from splinescope.models import build_model
     from splinescope.monitor import (
@@ -29,7 +30,6 @@ def test_report_of_a_monitored_training_run(tmp_path):
         UnitActivityProbe,
         WeightNormProbe,
     )
-    from splinescope.monitor.phenomena import detect_phenomena
     from splinescope.store import RunStore, load_metrics, load_runs
 
     data = load_dataset("digits", seed=0)

@@ -39,7 +39,7 @@ The definitions, once for all functions:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,23 +269,84 @@ def _gap(first: int | None, second: int | None) -> float | str:
     return UNDEFINED if gap is None else gap
 
 
-def _pick_adversarial(keys: Sequence[str], adversarial_key: str | None) -> str | None:
-    test_keys = [k for k in keys if k.endswith("_acc") and not k.startswith("train_")]
+Curve = tuple[str, str]  # (probe, key)
+
+#: Roles of the curves analysis reads, as probes declare them (ScalarKey.role).
+ROLES = (
+    "train_accuracy",
+    "test_accuracy",
+    "train_adversarial_accuracy",
+    "test_adversarial_accuracy",
+    "train_lc",
+)
+
+
+def _legacy_role(probe: str, key: str) -> str | None:
+    """Roles of runs stored before probes declared their outputs (fixed probe names)."""
+    if probe == "accuracy" and key in ("train_acc", "test_acc"):
+        return key.replace("_acc", "_accuracy")
+    if probe == "adversarial" and key.endswith("_acc"):
+        return (
+            "train_adversarial_accuracy"
+            if key.startswith("train_")
+            else ("test_adversarial_accuracy")
+        )
+    if probe == "lc" and key == "train_total":
+        return "train_lc"
+    return None
+
+
+def curves_by_role(
+    metrics: pd.DataFrame, probes: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, list[Curve]]:
+    """``{role: [(probe, key), ...]}`` of the logged curves, in logging order.
+
+    ``probes`` are the run's probe specs (:func:`splinescope.store.load_probes`): a key's role
+    is the one its declared family names. Without specs (runs stored before probes declared
+    their outputs) the built-in probes' names and keys are read.
+    """
+    from splinescope.monitor.registry import Outputs
+
+    declared = {
+        name: Outputs.from_dict(spec.get("outputs", {})) for name, spec in (probes or {}).items()
+    }
+    out: dict[str, list[Curve]] = {}
+    pairs = metrics[["probe", "key"]].drop_duplicates().itertuples(index=False)
+    for probe, key in pairs:
+        if probes:
+            family = declared[probe].scalar(key) if probe in declared else None
+            role = None if family is None else family.role
+        else:
+            role = _legacy_role(probe, key)
+        if role is not None:
+            out.setdefault(role, []).append((probe, key))
+    return out
+
+
+def _pick_adversarial(candidates: Sequence[Curve], adversarial_key: str | None) -> Curve | None:
     if adversarial_key is not None:
-        if adversarial_key not in keys:
-            raise SplinescopeError(
-                f"adversarial_key {adversarial_key!r} was not logged by probe 'adversarial'; "
-                f"logged keys: {sorted(keys)}"
-            )
-        return adversarial_key
-    for key in ADVERSARIAL_PREFERENCE:
-        if key in test_keys:
-            return key
-    return test_keys[0] if test_keys else None
+        for probe, key in candidates:
+            if adversarial_key in (key, f"{probe}/{key}"):
+                return probe, key
+        raise SplinescopeError(
+            f"adversarial_key {adversarial_key!r} was not logged; adversarial accuracies "
+            f"logged: {[f'{p}/{k}' for p, k in candidates]}"
+        )
+    for preferred in ADVERSARIAL_PREFERENCE:
+        for probe, key in candidates:
+            if key.startswith(preferred):
+                return probe, key
+    return candidates[0] if candidates else None
+
+
+def _train_twin(candidates: Sequence[Curve], test: Curve) -> Curve | None:
+    probe, key = test
+    return (probe, "train_" + key) if (probe, "train_" + key) in candidates else None
 
 
 def detect_phenomena(
     metrics: pd.DataFrame,
+    probes: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     train_threshold: float = 0.99,
     tolerance: float = 0.01,
@@ -295,15 +356,17 @@ def detect_phenomena(
     min_relative_drop: float = 0.1,
     plateau_fraction: float = PLATEAU_FRACTION,
     adversarial_key: str | None = None,
-    lc_key: str = "train_total",
+    lc_key: str | None = None,
 ) -> dict[str, Any]:
     """The run summary: phenomena found in a run's scalars and the criteria used.
 
     ``metrics`` is a frame with columns step, probe, key, value, as ``load_metrics``
-    returns. Curves read (naming convention of the monitor's probes): probe "accuracy"
-    keys train_acc and test_acc; probe "adversarial" key ``adversarial_key`` (default: the
-    first logged of pgd_linf_acc, pgd_l2_acc, fgsm_linf_acc, fgsm_l2_acc, else any test
-    ``*_acc``) and its ``train_``-prefixed twin; probe "lc" key ``lc_key``.
+    returns; ``probes`` the run's probe specs (``load_probes``), whose declared roles say
+    which curve is which (:func:`curves_by_role`): train and test accuracy; the test
+    adversarial accuracy ``adversarial_key`` ("key" or "probe/key"; default: the first
+    logged pgd l_inf, pgd l_2, fgsm l_inf, fgsm l_2, else any) and its ``train_``-prefixed
+    twin of the same probe; LC near training points ``lc_key`` ("key" or "probe/key";
+    default: the first logged).
 
     Returns keys interpolation_step, generalization_step, grokking_gap,
     robust_interpolation_step, robust_generalization_step, robustness_gap, lc_peak_step,
@@ -322,7 +385,12 @@ def detect_phenomena(
             "splinescope.store.load_metrics (step, probe, key, value)"
         )
 
-    def curve(probe: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    roles = curves_by_role(metrics, probes)
+
+    def curve(which: Curve | None) -> tuple[np.ndarray, np.ndarray] | None:
+        if which is None:
+            return None
+        probe, key = which
         sel = metrics[(metrics["probe"] == probe) & (metrics["key"] == key)]
         if len(sel) == 0:
             return None
@@ -330,7 +398,8 @@ def detect_phenomena(
 
     out: dict[str, Any] = {}
     criteria: dict[str, Any] = {}
-    train, test = curve("accuracy", "train_acc"), curve("accuracy", "test_acc")
+    train = curve(next(iter(roles.get("train_accuracy", [])), None))
+    test = curve(next(iter(roles.get("test_accuracy", [])), None))
     interp = None
     if train is not None:
         interp = interpolation_step(*train, threshold=train_threshold)
@@ -349,15 +418,14 @@ def detect_phenomena(
         else:
             criteria["generalization_threshold"] = test_threshold
 
-    adv_keys = metrics.loc[metrics["probe"] == "adversarial", "key"].unique().tolist()
-    adv = _pick_adversarial(adv_keys, adversarial_key)
+    adv = _pick_adversarial(roles.get("test_adversarial_accuracy", []), adversarial_key)
     if adv is not None:
-        criteria["adversarial_key"] = adv
-        adv_train = curve("adversarial", "train_" + adv)
+        criteria["adversarial_key"] = f"{adv[0]}/{adv[1]}"
+        adv_train = curve(_train_twin(roles.get("train_adversarial_accuracy", []), adv))
         if adv_train is not None:
             r_interp = robust_interpolation_step(*adv_train, threshold=train_threshold)
             out["robust_interpolation_step"] = _or_not_reached(r_interp)
-        adv_test = curve("adversarial", adv)
+        adv_test = curve(adv)
         assert adv_test is not None
         r_gen = robust_generalization_step(*adv_test, threshold=robust_threshold, **gen_kw)
         out["robust_generalization_step"] = _or_not_reached(r_gen)
@@ -371,7 +439,18 @@ def detect_phenomena(
         else:
             criteria["robust_generalization_threshold"] = robust_threshold
 
-    lc = curve("lc", lc_key)
+    lcs = roles.get("train_lc", [])
+    picked = (
+        next((c for c in lcs if lc_key in (c[1], f"{c[0]}/{c[1]}")), None)
+        if lc_key
+        else (lcs[0] if lcs else None)
+    )
+    if lc_key is not None and picked is None:
+        raise SplinescopeError(
+            f"lc_key {lc_key!r} was not logged; LC curves near training points logged: "
+            f"{[f'{p}/{k}' for p, k in lcs]}"
+        )
+    lc = curve(picked)
     if lc is not None:
         found = lc_peak_and_descent(
             *lc,
@@ -382,7 +461,7 @@ def detect_phenomena(
         out["lc_peak_step"] = _or_not_reached(found.peak_step)
         out["lc_descent_step"] = _or_not_reached(found.descent_step)
         criteria.update(
-            lc_key=lc_key,
+            lc_key=f"{picked[0]}/{picked[1]}",
             lc_descent_fraction=descent_fraction,
             lc_min_relative_drop=min_relative_drop,
             lc_peak_value=found.peak_value,
@@ -390,3 +469,10 @@ def detect_phenomena(
         )
     out.update(criteria)
     return out
+
+
+def detect_run(runs_dir: Any, run: str, **criteria: Any) -> dict[str, Any]:
+    """:func:`detect_phenomena` on a stored run (its metrics and declared probes)."""
+    from splinescope.store import load_metrics, load_probes
+
+    return detect_phenomena(load_metrics(runs_dir, run), load_probes(runs_dir, run), **criteria)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splinescope.report.images import PNG_SIGNATURE
-from splinescope.report.rundata import RunData
+from splinescope.store.rundata import PNG_SIGNATURE, RunData
 
 INDEX_NAME = "index.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

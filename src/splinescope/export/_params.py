@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from splinescope.report.rundata import flatten
+from splinescope.store.rundata import flatten
 
 
 def hparam_value(value: Any) -> bool | int | float | str:

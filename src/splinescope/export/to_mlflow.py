@@ -20,7 +20,7 @@ from pathlib import Path
 from splinescope.errors import SplinescopeError
 from splinescope.export._arrays import ArrayFile, write_arrays
 from splinescope.export._params import flat_params
-from splinescope.report.rundata import RunData
+from splinescope.store.rundata import RunData
 
 EXTRA_HINT = "pip install 'splinescope[mlflow]'"
 DEFAULT_EXPERIMENT = "splinescope"

@@ -17,7 +17,7 @@ import numpy as np
 from splinescope.errors import SplinescopeError
 from splinescope.export._arrays import ArrayFile, safe_part, write_arrays
 from splinescope.export._params import flat_params
-from splinescope.report.rundata import RunData
+from splinescope.store.rundata import RunData
 
 EXTRA_HINT = "pip install 'splinescope[tensorboard]'"
 

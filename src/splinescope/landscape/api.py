@@ -23,9 +23,9 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 from torch import nn
 
 from splinescope.landscape._state import preserved_rng
@@ -34,7 +34,13 @@ from splinescope.landscape.lanczos import EigenResult, Which, lanczos_eigenvalue
 from splinescope.landscape.operators import CurvatureOperator, LossFn
 from splinescope.landscape.trace import TraceResult, estimate_trace
 
-__all__ = ["hessian_density", "hessian_eigenvalues", "hessian_summary", "hessian_trace"]
+__all__ = [
+    "HessianSummary",
+    "hessian_density",
+    "hessian_eigenvalues",
+    "hessian_summary",
+    "hessian_trace",
+]
 
 Curvature = Literal["hessian", "ggn"]
 
@@ -190,6 +196,25 @@ def hessian_density(
         )
 
 
+@dataclass(frozen=True)
+class HessianSummary:
+    """Top-k eigenvalues, trace and spectral density of one curvature operator.
+
+    Attributes:
+        loss: the loss on the data (mean over points).
+        eigen: Lanczos top-k (descending eigenvalues, residual norms, converged flags).
+        trace: Hutch++ trace with its standard error.
+        density: SLQ spectral density with the outliers separated from the bulk.
+        n_hvp: Hessian-vector products used by all three.
+    """
+
+    loss: float
+    eigen: EigenResult
+    trace: TraceResult
+    density: DensityResult
+    n_hvp: int
+
+
 def hessian_summary(
     model: nn.Module,
     loss_fn: LossFn,
@@ -207,15 +232,9 @@ def hessian_summary(
     batch_size: int | None = None,
     bn_mode: Literal["eval", "train"] = "eval",
     seed: int = 0,
-) -> dict[str, float | np.ndarray]:
-    """Top-k eigenvalues, trace and density in one flat record, for a monitor probe.
-
-    One operator serves all three (the data is read once). Returns floats under
-    ``loss``, ``lambda_max``, ``lambda_{i}`` (i = 1..k, descending), ``trace``, ``trace_se``,
-    ``n_outliers``, ``bulk_low``, ``bulk_high``, ``n_hvp``, ``eig_converged`` (fraction), and
-    numpy arrays under ``eigenvalues``, ``residual_norms``, ``density_grid``, ``density``,
-    ``outliers``, ``slq_nodes``, ``slq_weights``. The model and global RNG are left as they were.
-    """
+) -> HessianSummary:
+    """Top-k eigenvalues, trace and density of one operator (the data is read once), as a
+    frozen :class:`HessianSummary`. The model and global RNG are left as they were."""
     with preserved_rng():
         op = _operator(model, loss_fn, data, params, curvature, batch_size, bn_mode, "mean")
         eig = lanczos_eigenvalues(
@@ -242,26 +261,4 @@ def hessian_summary(
             device=op.device,
             dtype=op.dtype,
         )
-        out: dict[str, float | np.ndarray] = {
-            "loss": op.loss(),
-            "lambda_max": float(eig.eigenvalues[0]),
-            "trace": tr.trace,
-            "trace_se": tr.standard_error,
-            "n_outliers": float(dens.n_outliers),
-            "bulk_low": dens.bulk_edges[0],
-            "bulk_high": dens.bulk_edges[1],
-            "n_hvp": float(op.n_products),
-            "eig_converged": float(eig.converged.double().mean()),
-        }
-        for i, value in enumerate(eig.eigenvalues.tolist(), start=1):
-            out[f"lambda_{i}"] = float(value)
-        out.update(
-            eigenvalues=eig.eigenvalues.numpy(),
-            residual_norms=eig.residual_norms.numpy(),
-            density_grid=dens.grid.numpy(),
-            density=dens.density.numpy(),
-            outliers=dens.outliers.numpy(),
-            slq_nodes=dens.nodes.numpy(),
-            slq_weights=dens.weights.numpy(),
-        )
-        return out
+        return HessianSummary(op.loss(), eig, tr, dens, int(op.n_products))

@@ -1,4 +1,9 @@
-"""Watch a network while it trains: probes, schedules and the Monitor that runs them."""
+"""Watch a network while it trains: the probe registry, probes, schedules and the Monitor.
+
+>>> from splinescope.monitor import kinds
+>>> sorted(kinds())[:3]
+['accuracy', 'adversarial', 'codes']
+"""
 
 from splinescope.monitor.monitor import Monitor
 from splinescope.monitor.probe import (
@@ -11,24 +16,37 @@ from splinescope.monitor.probe import (
 from splinescope.monitor.probes import (
     AccuracyProbe,
     AdversarialProbe,
-    AttackSpec,
     CodesProbe,
     HessianProbe,
     LocalComplexityProbe,
     PartitionProbe,
     UnitActivityProbe,
     WeightNormProbe,
-    attack_accuracy,
-    evaluate,
-    unit_activity,
-    weight_norms,
 )
-from splinescope.monitor.schedules import EverySchedule, ExplicitSchedule, LogSchedule, Schedule
+from splinescope.monitor.registry import (
+    ArrayKey,
+    Outputs,
+    ProbeKind,
+    ProbeTable,
+    ScalarKey,
+    get_kind,
+    kinds,
+    probe_kind,
+    register_probe,
+    skipped_plugins,
+)
+from splinescope.monitor.schedules import (
+    EverySchedule,
+    ExplicitSchedule,
+    LogSchedule,
+    Schedule,
+    parse_schedule,
+)
 
 __all__ = [
     "AccuracyProbe",
     "AdversarialProbe",
-    "AttackSpec",
+    "ArrayKey",
     "CodesProbe",
     "EverySchedule",
     "ExplicitSchedule",
@@ -36,17 +54,23 @@ __all__ = [
     "LocalComplexityProbe",
     "LogSchedule",
     "Monitor",
+    "Outputs",
     "PartitionProbe",
     "Probe",
     "ProbeContext",
+    "ProbeKind",
     "ProbeResult",
+    "ProbeTable",
+    "ScalarKey",
     "Schedule",
     "UnitActivityProbe",
     "WeightNormProbe",
-    "attack_accuracy",
     "check_probe",
-    "evaluate",
+    "get_kind",
+    "kinds",
+    "parse_schedule",
+    "probe_kind",
     "random_points",
-    "unit_activity",
-    "weight_norms",
+    "register_probe",
+    "skipped_plugins",
 ]

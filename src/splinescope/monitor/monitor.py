@@ -2,7 +2,8 @@
 
 ::
 
-    probes = [AccuracyProbe(), LocalComplexityProbe(radius=0.05), WeightNormProbe()]
+    probes = [AccuracyProbe(), LocalComplexityProbe(radius=0.05),
+              (HessianProbe(), LogSchedule(10, max_step=steps))]   # a schedule of its own
     context = ProbeContext.from_data(data, loss_fn=loss_fn)
     with Monitor(model, probes, "runs", LogSchedule(60, max_step=steps), context=context) as monitor:
         for step in range(steps + 1):
@@ -24,45 +25,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from splinescope.errors import SplinescopeError
 from splinescope.monitor.probe import Probe, ProbeContext, ProbeResult
+from splinescope.monitor.registry import probe_spec
 from splinescope.monitor.schedules import Schedule
-from splinescope.nn.guard import restore_rng, snapshot_rng
+from splinescope.nn.guard import ModelState
 
 
-class _ModelGuard:
-    """Snapshot of what a probe must not change: global RNG, modes, ``.grad``, buffers.
-
-    A belt-and-braces guard around every probe (the measure functions promise the same):
-    :meth:`restore` puts everything back, so a misbehaving probe cannot alter the run.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.rng = snapshot_rng()
-        self.grad_enabled = torch.is_grad_enabled()
-        self.modes = [(m, m.training) for m in model.modules()]
-        self.grads = [
-            (p, p.grad, None if p.grad is None else p.grad.detach().clone())
-            for p in model.parameters()
-        ]
-        self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
-
-    def restore(self) -> None:
-        restore_rng(self.rng)
-        torch.set_grad_enabled(self.grad_enabled)
-        for module, mode in self.modes:
-            module.training = mode
-        with torch.no_grad():
-            for param, grad, value in self.grads:
-                if grad is not None:
-                    grad.copy_(value)
-                param.grad = grad
-            for buffer, value in self.buffers:
-                buffer.copy_(value)
+def _check_schedule(schedule: Any, where: str) -> None:
+    if not isinstance(schedule, Schedule):
+        raise SplinescopeError(
+            f"{where}: expected a LogSchedule, EverySchedule or ExplicitSchedule, got "
+            f"{type(schedule).__name__}"
+        )
 
 
 def _open_store(store: Any) -> tuple[Any, bool]:
@@ -70,7 +47,14 @@ def _open_store(store: Any) -> tuple[Any, bool]:
         from splinescope.store import RunStore
 
         return RunStore(Path(store)), True
-    for method in ("create_run", "log_scalars", "log_array", "log_error", "set_status"):
+    for method in (
+        "create_run",
+        "log_scalars",
+        "log_array",
+        "log_error",
+        "set_status",
+        "set_probes",
+    ):
         if not callable(getattr(store, method, None)):
             raise SplinescopeError(
                 f"store: expected a splinescope.store.RunStore or a runs directory path, "
@@ -79,20 +63,28 @@ def _open_store(store: Any) -> tuple[Any, bool]:
     return store, False
 
 
+ProbeEntry = Probe | tuple[Probe, Schedule]
+
+
 class Monitor:
-    """Run ``probes`` on ``model`` at the steps of ``schedule`` and write results to ``store``.
+    """Run ``probes`` on ``model`` at their scheduled steps and write results to ``store``.
 
     Args:
         model: the network being trained (never modified by measuring).
-        probes: objects following the :class:`~splinescope.monitor.probe.Probe` protocol;
-            names must be unique.
+        probes: objects following the :class:`~splinescope.monitor.probe.Probe` protocol, or
+            ``(probe, schedule)`` pairs for a probe with a schedule of its own; names must be
+            unique (the store's probe names).
         store: a :class:`splinescope.store.RunStore` or a runs directory path (opened and
             closed by the Monitor).
-        schedule: when to measure (``step in schedule``).
-        context: the point sets and loss the probes need.
+        schedule: when to measure the probes that have no schedule of their own.
+        context: the point sets and loss the probes need (each probe is given only what
+            its ``needs`` name).
         run_id: continue this existing run; default: create a new run.
         name, config, seed: stored with a new run.
         strict: re-raise a probe's exception instead of recording it and going on.
+
+    Each probe's kind, config, schedule and declared outputs are recorded in the store, so
+    the report and analysis read labels and headline values from there.
 
     Attributes:
         run_id: the store's id of the run.
@@ -103,7 +95,7 @@ class Monitor:
     def __init__(
         self,
         model: nn.Module,
-        probes: Sequence[Probe],
+        probes: Sequence[ProbeEntry],
         store: Any,
         schedule: Schedule,
         *,
@@ -116,52 +108,63 @@ class Monitor:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise SplinescopeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-        if not isinstance(schedule, Schedule):
-            raise SplinescopeError(
-                f"schedule: expected a LogSchedule, EverySchedule or ExplicitSchedule, got "
-                f"{type(schedule).__name__}"
-            )
+        _check_schedule(schedule, "schedule")
         self.model = model
-        self.probes = list(probes)
+        self.probes: list[Probe] = []
+        self.schedules: dict[str, Schedule] = {}
         self.context = context if context is not None else ProbeContext()
-        names = [getattr(p, "name", None) for p in self.probes]
-        for probe, probe_name in zip(self.probes, names, strict=True):
+        for entry in probes:
+            probe, own = entry if isinstance(entry, tuple) else (entry, schedule)
+            probe_name = getattr(probe, "name", None)
             if not isinstance(probe_name, str) or not callable(getattr(probe, "compute", None)):
                 raise SplinescopeError(
                     f"probes: {probe!r} is not a probe (needs a string 'name' and compute())"
                 )
+            _check_schedule(own, f"probes: schedule of probe {probe_name!r}")
             missing = self.context.missing(tuple(getattr(probe, "needs", ())))
             if missing:
                 raise SplinescopeError(
                     f"probes: probe {probe_name!r} needs {', '.join(missing)}, which the "
                     "context does not provide (pass context=ProbeContext(...))"
                 )
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise SplinescopeError(f"probes: probe names must be unique, repeated: {duplicates}")
+            if probe_name in self.schedules:
+                raise SplinescopeError(
+                    f"probes: probe names must be unique, repeated: {probe_name!r}"
+                )
+            self.probes.append(probe)
+            self.schedules[probe_name] = own
         self.schedule = schedule
         self.strict = strict
         self.store, self._owns_store = _open_store(store)
         if run_id is None:
             run_id = self.store.create_run(name, dict(config or {}), seed=seed)
         self.run_id: str = run_id
+        self.store.set_probes(
+            run_id, {p.name: probe_spec(p, repr(self.schedules[p.name])) for p in self.probes}
+        )
         self.latest: dict[str, dict[str, float]] = {}
         self.errors = 0
+        self.probe_errors: dict[str, int] = {}
         self.last_step: int | None = None
         self.closed = False
         heartbeat = getattr(self.store, "heartbeat", None)
         self._heartbeat = heartbeat if callable(heartbeat) else None
 
-    def measure(self, step: int) -> dict[str, ProbeResult]:
-        """Run every probe now (whatever the schedule says) and store the results."""
+    def due(self, step: int) -> list[Probe]:
+        """The probes whose schedule holds ``step``."""
+        return [p for p in self.probes if step in self.schedules[p.name]]
+
+    def measure(self, step: int, probes: Sequence[Probe] | None = None) -> dict[str, ProbeResult]:
+        """Run ``probes`` (default: every probe, whatever the schedules say) now and store
+        the results."""
         if self.closed:
             raise SplinescopeError(f"Monitor: run {self.run_id} is closed; cannot measure")
         context = replace(self.context, step=step)
         results: dict[str, ProbeResult] = {}
-        for probe in self.probes:
-            guard = _ModelGuard(self.model)
+        for probe in self.probes if probes is None else probes:
+            guard = ModelState.capture(self.model)
             try:
-                result = probe.compute(self.model, context)
+                result = probe.compute(self.model, context.restricted(tuple(probe.needs)))
                 if not isinstance(result, ProbeResult):
                     raise SplinescopeError(
                         f"probe {probe.name!r}: compute returned {type(result).__name__}, "
@@ -170,6 +173,7 @@ class Monitor:
             except Exception as exc:
                 guard.restore()
                 self.errors += 1
+                self.probe_errors[probe.name] = self.probe_errors.get(probe.name, 0) + 1
                 self.store.log_error(
                     self.run_id,
                     step,
@@ -193,15 +197,50 @@ class Monitor:
         return results
 
     def step(self, step: int) -> dict[str, ProbeResult] | None:
-        """Call once per training step: measures when ``step in schedule``.
+        """Call once per training step: runs the probes due at ``step``.
 
-        Returns the probes' results at a scheduled step, else ``None``.
+        Returns the results of the probes that ran, or ``None`` when none was due.
         """
         if self._heartbeat is not None:
             self._heartbeat(self.run_id)
-        if step in self.schedule:
-            return self.measure(step)
+        due = self.due(step)
+        if due:
+            return self.measure(step, due)
         return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue as if never stopped: error counts, the
+        last measured step, the latest scalars, each schedule (checked on load) and the
+        state of every probe that has a ``state_dict()``."""
+        return {
+            "errors": self.errors,
+            "probe_errors": dict(self.probe_errors),
+            "last_step": self.last_step,
+            "latest": {k: dict(v) for k, v in self.latest.items()},
+            "schedules": {name: repr(s) for name, s in self.schedules.items()},
+            "probes": {
+                p.name: p.state_dict()
+                for p in self.probes
+                if callable(getattr(p, "state_dict", None))
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the probes and schedules must be the same as saved."""
+        saved = dict(state.get("schedules", {}))
+        mine = {name: repr(s) for name, s in self.schedules.items()}
+        if saved != mine:
+            raise SplinescopeError(
+                f"Monitor.load_state_dict: the saved probes and schedules {saved} differ from "
+                f"this monitor's {mine}"
+            )
+        self.errors = int(state["errors"])
+        self.probe_errors = dict(state.get("probe_errors", {}))
+        self.last_step = state.get("last_step")
+        self.latest = {k: dict(v) for k, v in state.get("latest", {}).items()}
+        for probe in self.probes:
+            if probe.name in state.get("probes", {}):
+                probe.load_state_dict(state["probes"][probe.name])
 
     def _batch(self) -> AbstractContextManager:
         """One store transaction per probe and step, where the store supports it."""

@@ -8,10 +8,9 @@ global RNG states. :func:`check_probe` verifies this for any probe, built-in or 
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -56,10 +55,14 @@ class ProbeResult:
 
 @runtime_checkable
 class Probe(Protocol):
-    """Anything with a ``name``, ``needs`` and ``compute(model, ctx) -> ProbeResult``."""
+    """Anything with a ``name``, ``needs``, ``outputs()`` (the keys it emits, see
+    :class:`splinescope.monitor.registry.Outputs`) and ``compute(model, ctx) -> ProbeResult``.
+    """
 
     name: str
     needs: tuple[str, ...]
+
+    def outputs(self) -> Any: ...
 
     def compute(self, model: nn.Module, ctx: ProbeContext) -> ProbeResult: ...
 
@@ -103,6 +106,23 @@ class ProbeContext:
     def missing(self, needs: tuple[str, ...]) -> list[str]:
         """The needs the context does not provide."""
         return [n for n in needs if not self.has(n)]
+
+    def restricted(self, needs: tuple[str, ...]) -> ProbeContext:
+        """A copy holding only what ``needs`` names (and the step): a probe given it can
+        read nothing it did not declare."""
+        for need in needs:
+            self.has(need)  # unknown needs raise
+        keep = {
+            "train": ("x_train", "y_train"),
+            "test": ("x_test", "y_test"),
+            "random": ("x_random",),
+            "loss_fn": ("loss_fn",),
+            "domain": ("domain",),
+            "n_classes": ("n_classes",),
+        }
+        kept = {attr for need in needs for attr in keep[need]}
+        dropped = {attr: None for attrs in keep.values() for attr in attrs if attr not in kept}
+        return replace(self, **dropped)
 
     @classmethod
     def from_data(
@@ -175,62 +195,38 @@ def subset(
 # ---------------------------------------------------------------------------- conformance
 
 
-def _state(model: nn.Module) -> dict[str, Any]:
-    return {
-        "params": {k: v.detach().clone() for k, v in model.named_parameters()},
-        "buffers": {k: v.detach().clone() for k, v in model.named_buffers()},
-        "grads": {
-            k: (None if v.grad is None else v.grad.detach().clone())
-            for k, v in model.named_parameters()
-        },
-        "modes": [m.training for m in model.modules()],
-        "requires_grad": [p.requires_grad for p in model.parameters()],
-        "hooks": sum(
-            len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-            for m in model.modules()
-        ),
-        "torch_rng": torch.get_rng_state(),
-        "numpy_rng": _numpy_state(),
-        "grad_enabled": torch.is_grad_enabled(),
-    }
-
-
-def _numpy_state() -> tuple:
-    """numpy's global MT19937 state: key array and position (a draw may move only the latter)."""
-    _, key, pos, has_gauss, cached = np.random.get_state()
-    return (key.copy(), pos, has_gauss, cached)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (tuple, list)):
-        return (
-            isinstance(b, (tuple, list))
-            and len(a) == len(b)
-            and all(_same(x, y) for x, y in zip(a, b, strict=True))
-        )
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b)
-    if isinstance(a, Mapping):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if a is None or b is None:
-        return a is b
-    return a == b
+def _same_result(a: ProbeResult, b: ProbeResult) -> bool:
+    if a.scalars.keys() != b.scalars.keys() or a.arrays.keys() != b.arrays.keys():
+        return False
+    same_scalars = all(
+        a.scalars[k] == b.scalars[k] or (math.isnan(a.scalars[k]) and math.isnan(b.scalars[k]))
+        for k in a.scalars
+    )
+    return same_scalars and all(
+        a.arrays[k].shape == b.arrays[k].shape and np.array_equal(a.arrays[k], b.arrays[k], True)
+        for k in a.arrays
+    )
 
 
 def check_probe(probe: Any, model: nn.Module, ctx: ProbeContext) -> ProbeResult:
-    """Run ``probe`` once and verify it honours the protocol; return its result.
+    """Run ``probe`` twice and verify it honours the protocol; return its result.
 
-    Checks: it has a string ``name`` and a tuple ``needs`` of known needs that ``ctx``
-    provides; ``compute`` returns a :class:`ProbeResult` with finite scalars; and the model's
-    parameters, buffers, ``.grad``, modes, ``requires_grad`` flags and hooks, the global torch
-    and numpy RNG states and the grad mode are exactly as before. The model is checked in
-    train mode with non-empty ``.grad`` (as inside a training loop), then restored.
+    Checks: a string ``name`` and a tuple ``needs`` of known needs that ``ctx`` provides;
+    ``compute`` reads only what it declares it needs (it is given a context holding nothing
+    else); it returns a :class:`ProbeResult` with finite scalars; the keys it emits are
+    exactly the declared ones (every emitted key in a family of ``outputs()``, every family
+    emitted); it is deterministic (a second call on the same inputs gives the same result);
+    and measuring changes nothing (:class:`splinescope.nn.guard.ModelState`: parameters,
+    buffers, ``.grad``, modes, ``requires_grad``, hooks, the torch/CUDA/numpy/python RNG
+    states, the grad mode). The model is checked in train mode with non-empty ``.grad`` (as
+    inside a training loop), then restored.
 
     Raises:
         SplinescopeError: naming the first broken promise.
     """
+    from splinescope.monitor.registry import Outputs
+    from splinescope.nn.guard import ModelState
+
     name = getattr(probe, "name", None)
     if not isinstance(name, str) or not name:
         raise SplinescopeError(f"probe {probe!r}: needs a non-empty string attribute 'name'")
@@ -240,22 +236,32 @@ def check_probe(probe: Any, model: nn.Module, ctx: ProbeContext) -> ProbeResult:
     missing = ctx.missing(needs)
     if missing:
         raise SplinescopeError(f"probe {name!r}: the context lacks {', '.join(missing)}")
-    original = copy.deepcopy(model.state_dict())
-    modes = [m.training for m in model.modules()]
+    outputs = probe.outputs() if callable(getattr(probe, "outputs", None)) else None
+    if not isinstance(outputs, Outputs):
+        raise SplinescopeError(
+            f"probe {name!r}: outputs() must return a splinescope.monitor.Outputs declaring "
+            f"the keys it emits, got {type(outputs).__name__}"
+        )
+    restricted = ctx.restricted(needs)
+    outer = ModelState.capture(model, values=True)
     model.train()
-    grads = [p.grad for p in model.parameters()]
     for p in model.parameters():
         if p.requires_grad:
             p.grad = torch.full_like(p, 0.5)
     try:
-        before = _state(model)
-        result = probe.compute(model, ctx)
-        after = _state(model)
+        results = []
+        for _ in range(2):
+            before = ModelState.capture(model, values=True)
+            result = probe.compute(model, restricted)
+            changed = before.changes(ModelState.capture(model, values=True))
+            if changed:
+                raise SplinescopeError(
+                    f"probe {name!r}: compute changed the model's {', '.join(changed)}"
+                )
+            results.append(result)
     finally:
-        for p, g in zip(model.parameters(), grads, strict=True):
-            p.grad = g
-        for m, mode in zip(model.modules(), modes, strict=True):
-            m.training = mode
+        outer.restore()
+    result = results[0]
     if not isinstance(result, ProbeResult):
         raise SplinescopeError(
             f"probe {name!r}: compute must return a ProbeResult, got {type(result).__name__}"
@@ -263,8 +269,14 @@ def check_probe(probe: Any, model: nn.Module, ctx: ProbeContext) -> ProbeResult:
     for key, value in result.scalars.items():
         if not math.isfinite(float(value)):
             raise SplinescopeError(f"probe {name!r}: scalar {key!r} is not finite ({value})")
-    for what in before:
-        if not _same(before[what], after[what]):
-            model.load_state_dict(original)
-            raise SplinescopeError(f"probe {name!r}: compute changed the model's {what}")
+    undeclared = outputs.undeclared(result.scalars, result.arrays)
+    if undeclared:
+        raise SplinescopeError(f"probe {name!r}: emits undeclared key(s) {undeclared}")
+    unmatched = outputs.unmatched(result.scalars, result.arrays)
+    if unmatched:
+        raise SplinescopeError(f"probe {name!r}: declares key(s) it did not emit: {unmatched}")
+    if not _same_result(result, results[1]):
+        raise SplinescopeError(
+            f"probe {name!r}: not deterministic (two calls on the same model and points differ)"
+        )
     return result

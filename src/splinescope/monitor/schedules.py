@@ -95,3 +95,32 @@ class EverySchedule(Schedule):
         if self.max_step is not None and self.max_step <= max_step:
             steps.add(self.max_step)
         return tuple(sorted(steps))
+
+
+SCHEDULE_FORMS = ('"log:N"', '"every:K"', '"steps:S1,S2,..."')
+
+
+def parse_schedule(text: str, max_step: int, *, where: str = "schedule") -> Schedule:
+    """A schedule from its text form, for a run of ``max_step`` steps.
+
+    ``"log:N"``: N log-spaced steps over 1..max_step plus 0 (:class:`LogSchedule`);
+    ``"every:K"``: every K-th step and the last (:class:`EverySchedule`);
+    ``"steps:0,10,100"``: exactly those steps (:class:`ExplicitSchedule`).
+    """
+    if not isinstance(text, str) or ":" not in text:
+        raise SplinescopeError(
+            f"{where}: expected one of {', '.join(SCHEDULE_FORMS)}, got {text!r}"
+        )
+    form, _, arg = (part.strip() for part in text.partition(":"))
+    try:
+        if form == "log":
+            return LogSchedule(int(arg), max(int(max_step), 1))
+        if form == "every":
+            return EverySchedule(int(arg), max_step=int(max_step))
+        if form == "steps":
+            return ExplicitSchedule(int(s) for s in arg.split(",") if s.strip())
+    except ValueError:
+        pass
+    except SplinescopeError as exc:
+        raise SplinescopeError(f"{where} {text!r}: {exc}") from None
+    raise SplinescopeError(f"{where}: expected one of {', '.join(SCHEDULE_FORMS)}, got {text!r}")

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from splinescope.report.phenomena import step_marks
-from splinescope.report.rundata import RunData
+from splinescope.store.rundata import RunData
 
 # Step 0 (initialisation) cannot sit on a log axis; it is drawn at this x and named in titles.
 ZERO_STEP_X = 0.5

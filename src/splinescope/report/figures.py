@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from splinescope.report import _plotting as P
-from splinescope.report.rundata import RunData
+from splinescope.store.rundata import RunData
 
 _LAYER_KEY = re.compile(r"^(train|test|random)/(.+)$")
 _CLASS_KEY = re.compile(r"^class_(.+)_total$")
@@ -26,12 +26,23 @@ _TOP_KEY = re.compile(r"^top_(\d+)$")
 
 @dataclass(frozen=True)
 class ReportFigure:
-    """A figure of the report: HTML id (slug), title, one-line caption and the plotly figure."""
+    """A figure of the report: HTML id (slug), title, one-line caption, the plotly figure and
+    the ``(probe, key)`` scalars it shows (the report draws every other logged key too)."""
 
     slug: str
     title: str
     caption: str
     figure: go.Figure
+    shows: frozenset[tuple[str, str]] = frozenset()
+
+
+def _slug(base: str, probe: str, kind: str) -> str:
+    """``base`` for a probe named after its kind, else ``base-probe`` (several instances)."""
+    return base if probe == kind else f"{base}-{probe}"
+
+
+def _shown(runs: Sequence[RunData], probe: str, keys) -> frozenset[tuple[str, str]]:
+    return frozenset((probe, k) for k in keys)
 
 
 Series = tuple[str, str, str]  # (probe, key, label)
@@ -99,54 +110,46 @@ def _any(runs: Sequence[RunData], series: Sequence[Series]) -> bool:
     return any(len(r.series(p, k)[0]) for r in runs for p, k, _ in series)
 
 
-def _adversarial_series(runs: Sequence[RunData]) -> list[Series]:
-    keys = dict.fromkeys(k for r in runs for k in r.keys("adversarial") if k.endswith("_acc"))
-    return [("adversarial", k, "adversarial " + k[: -len("_acc")].replace("_", " ")) for k in keys]
+def headline_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+    """The declared headline values that name an axis, on one shared log-step axis, one
+    panel per axis (accuracies together, local complexities together, ...), with the phenomena marked
+    as vertical lines; a key's standard error (``<key>_sem``) is drawn as a band."""
+    from splinescope.report.declared import headline_series
 
-
-def accuracy_lc_figure(runs: Sequence[RunData]) -> ReportFigure | None:
-    """Accuracy (train / test / adversarial) above local complexity (train / test / random
-    totals) on one shared log-step axis, with the phenomena marked as vertical lines."""
-    acc: list[Series] = [
-        ("accuracy", "train_acc", "train acc"),
-        ("accuracy", "test_acc", "test acc"),
-        *_adversarial_series(runs),
-    ]
-    lc: list[Series] = [
-        ("lc", "train_total", "train LC"),
-        ("lc", "test_total", "test LC"),
-        ("lc", "random_total", "random LC"),
-    ]
-    panels = [(s, t) for s, t in ((acc, "accuracy"), (lc, "local complexity")) if _any(runs, s)]
-    if not panels:
+    rows = [row for row in headline_series(runs) if row[0] is not None]
+    axes = list(dict.fromkeys(axis for axis, *_ in rows))
+    if not axes:
         return None
-    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    fig = make_subplots(rows=len(axes), cols=1, shared_xaxes=True, vertical_spacing=0.08)
     mark_rows = []
-    for row, (series, ytitle) in enumerate(panels, start=1):
-        errors = {f"{split}_total": f"{split}_total_sem" for split in ("train", "test", "random")}
+    for row, axis in enumerate(axes, start=1):
+        series = [(p, k, label) for a, p, k, label in rows if a == axis]
+        errors = {k: f"{k}_sem" for _, k, _ in series}
         lo, hi = P.finite_range(_add_series(fig, runs, series, row, errors=errors))
-        if ytitle == "accuracy":
+        if axis == "accuracy":
             lo, hi = min(lo, 0.0), max(hi, 1.0)
         mark_rows.append((row, lo, hi))
-        fig.update_yaxes(title_text=ytitle, row=row, col=1)
+        fig.update_yaxes(title_text=axis, row=row, col=1)
     P.add_phenomenon_marks(fig, runs, mark_rows)
-    P.style(fig, "Accuracy and local complexity", n_rows=len(panels))
-    fig.update_xaxes(title_text=P.STEP_AXIS_TITLE, row=len(panels), col=1)
+    P.style(fig, "Headline values", n_rows=len(axes))
+    fig.update_xaxes(title_text=P.STEP_AXIS_TITLE, row=len(axes), col=1)
+    shown = {(p, k) for _, p, k, _ in rows} | {(p, f"{k}_sem") for _, p, k, _ in rows}
     return ReportFigure(
-        "accuracy-lc",
-        "Accuracy and local complexity",
-        "Train, test and adversarial accuracy above the local complexity (neurons whose "
-        "hyperplane cuts a small neighbourhood) near train, test and random points; dotted "
-        "verticals mark the detected phenomena.",
+        "headline",
+        "Headline values",
+        "The probes' headline values over training — " + ", ".join(axes) + " — on one "
+        "log-step axis (shaded: ± one standard error); dotted verticals mark the detected "
+        "phenomena.",
         fig,
+        frozenset(shown),
     )
 
 
-def loss_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+def loss_figure(runs: Sequence[RunData], probe: str = "accuracy") -> ReportFigure | None:
     """Train and test loss over steps (log-log)."""
     series: list[Series] = [
-        ("accuracy", "train_loss", "train loss"),
-        ("accuracy", "test_loss", "test loss"),
+        (probe, "train_loss", "train loss"),
+        (probe, "test_loss", "test loss"),
     ]
     if not _any(runs, series):
         return None
@@ -158,16 +161,19 @@ def loss_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     if positive:
         fig.update_yaxes(dtick=1)
     fig.update_xaxes(title_text=P.STEP_AXIS_TITLE)
-    return ReportFigure("loss", "Loss", "Train and test loss.", fig)
+    slug = _slug("loss", probe, "accuracy")
+    return ReportFigure(
+        slug, "Loss", "Train and test loss.", fig, _shown(runs, probe, ("train_loss", "test_loss"))
+    )
 
 
 def _keys_matching(runs: Sequence[RunData], probe: str, pattern: re.Pattern) -> list[str]:
     return list(dict.fromkeys(k for r in runs for k in r.keys(probe) if pattern.match(k)))
 
 
-def lc_layers_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+def lc_layers_figure(runs: Sequence[RunData], probe: str = "lc") -> ReportFigure | None:
     """Local complexity per layer, one panel per point set (train / test / random)."""
-    keys = _keys_matching(runs, "lc", _LAYER_KEY)
+    keys = _keys_matching(runs, probe, _LAYER_KEY)
     if not keys:
         return None
     splits = [s for s in ("train", "test", "random") if any(k.startswith(s + "/") for k in keys)]
@@ -179,7 +185,7 @@ def lc_layers_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     for col, split in enumerate(splits, start=1):
         for ri, run in enumerate(runs):
             for li, layer in enumerate(layers):
-                steps, values = run.series("lc", f"{split}/{layer}")
+                steps, values = run.series(probe, f"{split}/{layer}")
                 if len(steps) == 0:
                     continue
                 name = layer if len(runs) == 1 else f"{labels[ri]}: {layer}"
@@ -189,16 +195,17 @@ def lc_layers_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     P.style(fig, "Local complexity per layer")
     fig.update_yaxes(title_text="LC of layer", row=1, col=1)
     return ReportFigure(
-        "lc-layers",
-        "Local complexity per layer",
+        _slug("lc-layers", probe, "lc"),
+        "Local complexity per layer" + ("" if probe == "lc" else f" ({probe})"),
         "Each layer's contribution to the local complexity, near train, test and random points.",
         fig,
+        _shown(runs, probe, keys),
     )
 
 
-def lc_class_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+def lc_class_figure(runs: Sequence[RunData], probe: str = "lc") -> ReportFigure | None:
     """Local complexity near the training points of each class."""
-    keys = _keys_matching(runs, "lc", _CLASS_KEY)
+    keys = _keys_matching(runs, probe, _CLASS_KEY)
     if not keys:
         return None
     keys.sort(key=lambda k: (len(_CLASS_KEY.match(k).group(1)), k))
@@ -206,7 +213,7 @@ def lc_class_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     labels = P.run_labels(runs)
     for ri, run in enumerate(runs):
         for ci, key in enumerate(keys):
-            steps, values = run.series("lc", key)
+            steps, values = run.series(probe, key)
             if len(steps) == 0:
                 continue
             cls = _CLASS_KEY.match(key).group(1)
@@ -216,15 +223,19 @@ def lc_class_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     fig.update_yaxes(title_text="LC (train points of the class)")
     fig.update_xaxes(title_text=P.STEP_AXIS_TITLE)
     return ReportFigure(
-        "lc-class", "Local complexity per class", "LC near the training points of each class.", fig
+        _slug("lc-class", probe, "lc"),
+        "Local complexity per class" + ("" if probe == "lc" else f" ({probe})"),
+        "LC near the training points of each class.",
+        fig,
+        _shown(runs, probe, keys),
     )
 
 
-def weights_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+def weights_figure(runs: Sequence[RunData], probe: str = "weights") -> ReportFigure | None:
     """Total weight norm, and per-layer norms below it when logged."""
-    total: list[Series] = [("weights", "total_norm", "total norm")]
+    total: list[Series] = [(probe, "total_norm", "total norm")]
     layer_keys = list(
-        dict.fromkeys(k for r in runs for k in r.keys("weights") if k.startswith("norm/"))
+        dict.fromkeys(k for r in runs for k in r.keys(probe) if k.startswith("norm/"))
     )
     has_total = _any(runs, total)
     if not has_total and not layer_keys:
@@ -240,7 +251,7 @@ def weights_figure(runs: Sequence[RunData]) -> ReportFigure | None:
         labels = P.run_labels(runs)
         for ri, run in enumerate(runs):
             for li, key in enumerate(layer_keys):
-                steps, values = run.series("weights", key)
+                steps, values = run.series(probe, key)
                 if len(steps) == 0:
                     continue
                 layer = key[len("norm/") :]
@@ -249,14 +260,20 @@ def weights_figure(runs: Sequence[RunData]) -> ReportFigure | None:
         fig.update_yaxes(title_text="norm per layer", row=row, col=1)
     P.style(fig, "Weight norm", n_rows=n_rows)
     fig.update_xaxes(title_text=P.STEP_AXIS_TITLE, row=n_rows, col=1)
-    return ReportFigure("weights", "Weight norm", "Euclidean norm of the parameters.", fig)
+    return ReportFigure(
+        _slug("weights", probe, "weights"),
+        "Weight norm",
+        "Euclidean norm of the parameters.",
+        fig,
+        _shown(runs, probe, ["total_norm", *layer_keys]),
+    )
 
 
-def hessian_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+def hessian_figure(runs: Sequence[RunData], probe: str = "hessian") -> ReportFigure | None:
     """Top Hessian eigenvalues over time, and the Hutchinson trace (± its standard error)."""
-    tops = list(dict.fromkeys(k for r in runs for k in r.keys("hessian") if _TOP_KEY.match(k)))
+    tops = list(dict.fromkeys(k for r in runs for k in r.keys(probe) if _TOP_KEY.match(k)))
     tops.sort(key=lambda k: int(_TOP_KEY.match(k).group(1)))
-    trace: list[Series] = [("hessian", "trace", "trace")]
+    trace: list[Series] = [(probe, "trace", "trace")]
     has_trace = _any(runs, trace)
     if not tops and not has_trace:
         return None
@@ -267,7 +284,7 @@ def hessian_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     if tops:
         for ri, run in enumerate(runs):
             for ti, key in enumerate(tops):
-                steps, values = run.series("hessian", key)
+                steps, values = run.series(probe, key)
                 if len(steps) == 0:
                     continue
                 lab = f"λ{_TOP_KEY.match(key).group(1)}"
@@ -283,10 +300,11 @@ def hessian_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     P.style(fig, "Loss curvature (Hessian)", n_rows=n_rows)
     fig.update_xaxes(title_text=P.STEP_AXIS_TITLE, row=n_rows, col=1)
     return ReportFigure(
-        "hessian",
+        _slug("hessian", probe, "hessian"),
         "Loss curvature (Hessian)",
         "Largest eigenvalues of the loss Hessian and its trace (shaded: ± one standard error).",
         fig,
+        _shown(runs, probe, [*tops, "trace", "trace_se"]),
     )
 
 
@@ -298,13 +316,15 @@ def _spread(items: Sequence, k: int) -> list:
     return [items[i] for i in idx]
 
 
-def density_figure(runs: Sequence[RunData], max_steps: int = 4) -> ReportFigure | None:
+def density_figure(
+    runs: Sequence[RunData], max_steps: int = 4, probe: str = "hessian"
+) -> ReportFigure | None:
     """Hessian spectral density (stored arrays density_grid, density) at up to ``max_steps``
     steps per run, one panel per run, log density axis."""
     have = []
     for run in runs:
-        grids = dict(run.array_steps("hessian", "density_grid"))
-        dens = run.array_steps("hessian", "density")
+        grids = dict(run.array_steps(probe, "density_grid"))
+        dens = run.array_steps(probe, "density")
         pairs = [(s, grids[s], d) for s, d in dens if s in grids]
         if pairs:
             have.append((run, _spread(pairs, max_steps)))
@@ -340,7 +360,7 @@ def density_figure(runs: Sequence[RunData], max_steps: int = 4) -> ReportFigure 
         fig.update_yaxes(title_text="density", type="log", row=row, col=col)
     P.style(fig, "Hessian spectral density", n_rows=rows, log_x=False)
     return ReportFigure(
-        "hessian-density",
+        _slug("hessian-density", probe, "hessian"),
         "Hessian spectral density",
         "Smoothed eigenvalue density of the loss Hessian at a few steps (darker: later).",
         fig,
@@ -355,21 +375,29 @@ def small_multiples(
     max_panels: int = 12,
     keep: Callable[[str], bool] | None = None,
     slug: str | None = None,
+    titles: Callable[[str], str] = str,
 ) -> ReportFigure | None:
-    """One panel per scalar key of ``probe`` (those ``keep`` accepts; up to ``max_panels``),
-    one curve per run."""
-    keys = [
+    """One panel per scalar key of ``probe`` (those ``keep`` accepts; up to ``max_panels``,
+    the caption saying how many are left out), one curve per run; panel titles
+    ``titles(key)``."""
+    every = [
         k for k in dict.fromkeys(k for r in runs for k in r.keys(probe)) if keep is None or keep(k)
     ]
-    keys = keys[:max_panels]
+    keys = every[:max_panels]
     if not keys:
         return None
+    if len(every) > len(keys):
+        caption += (
+            f" The first {len(keys)} of {len(every)} keys are drawn; the other "
+            f"{len(every) - len(keys)} ({', '.join(every[len(keys) :][:5])}"
+            f"{', …' if len(every) - len(keys) > 5 else ''}) are in the store and the exports."
+        )
     cols = min(len(keys), 3)
     rows = math.ceil(len(keys) / cols)
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=keys,
+        subplot_titles=[titles(k) for k in keys],
         horizontal_spacing=0.08,
         vertical_spacing=min(0.15, 0.5 / rows),
     )
@@ -391,10 +419,10 @@ def small_multiples(
             )
     P.style(fig, title, n_rows=rows)
     fig.update_layout(height=240 * rows + 100, showlegend=len(runs) > 1)
-    return ReportFigure(slug or f"probe-{probe}", title, caption, fig)
+    return ReportFigure(slug or f"probe-{probe}", title, caption, fig, _shown(runs, probe, keys))
 
 
-def units_figure(runs: Sequence[RunData]) -> ReportFigure | None:
+def units_figure(runs: Sequence[RunData], probe: str = "units") -> ReportFigure | None:
     """Fractions of dead and of always-on units over steps: all layers (thick) and per layer."""
     panels = [
         (total, prefix, title)
@@ -402,7 +430,7 @@ def units_figure(runs: Sequence[RunData]) -> ReportFigure | None:
             ("dead_frac", "dead/", "dead units (never active)"),
             ("always_on_frac", "always_on/", "always-on units"),
         )
-        if any(k == total or k.startswith(prefix) for r in runs for k in r.keys("units"))
+        if any(k == total or k.startswith(prefix) for r in runs for k in r.keys(probe))
     ]
     if not panels:
         return None
@@ -411,12 +439,10 @@ def units_figure(runs: Sequence[RunData]) -> ReportFigure | None:
     )
     labels = P.run_labels(runs)
     for col, (total, prefix, _) in enumerate(panels, start=1):
-        layers = list(
-            dict.fromkeys(k for r in runs for k in r.keys("units") if k.startswith(prefix))
-        )
+        layers = list(dict.fromkeys(k for r in runs for k in r.keys(probe) if k.startswith(prefix)))
         for ri, run in enumerate(runs):
             for li, key in enumerate([total, *layers]):
-                steps, values = run.series("units", key)
+                steps, values = run.series(probe, key)
                 if len(steps) == 0:
                     continue
                 layer = "all layers" if key == total else key[len(prefix) :]
@@ -428,68 +454,95 @@ def units_figure(runs: Sequence[RunData]) -> ReportFigure | None:
         fig.update_xaxes(title_text="step (log)", row=1, col=col)
     P.style(fig, "Unit activity")
     fig.update_yaxes(title_text="fraction of units", row=1, col=1)
+    keys = [k for r in runs for k in r.keys(probe) if k.endswith("_frac") or "/" in k]
     return ReportFigure(
-        "units",
+        _slug("units", probe, "units"),
         "Unit activity",
         "Fraction of units never active (dead) and always active on the probe points.",
         fig,
+        _shown(runs, probe, keys),
     )
 
 
-def codes_figure(runs: Sequence[RunData]) -> ReportFigure | None:
-    """Activation-code metrics (determinism, categorisation) over steps."""
+# -- the builders registered with the probe kinds: builder(runs, probe) -> figures ----------
+
+
+def _some(*figures: ReportFigure | None) -> list[ReportFigure]:
+    return [f for f in figures if f is not None]
+
+
+def accuracy_figures(runs: Sequence[RunData], probe: str) -> list[ReportFigure]:
+    """Kind ``accuracy``: the loss (accuracies are headline values)."""
+    return _some(loss_figure(runs, probe))
+
+
+def lc_figures(runs: Sequence[RunData], probe: str) -> list[ReportFigure]:
+    """Kind ``lc``: LC per layer and per class (the totals are headline values)."""
+    return _some(lc_layers_figure(runs, probe), lc_class_figure(runs, probe))
+
+
+def weights_figures(runs: Sequence[RunData], probe: str) -> list[ReportFigure]:
+    """Kind ``weights``: total and per-layer norms."""
+    return _some(weights_figure(runs, probe))
+
+
+def units_figures(runs: Sequence[RunData], probe: str) -> list[ReportFigure]:
+    """Kind ``units``: dead and always-on fractions."""
+    return _some(units_figure(runs, probe))
+
+
+def hessian_figures(runs: Sequence[RunData], probe: str) -> list[ReportFigure]:
+    """Kind ``hessian``: top eigenvalues and trace, and the spectral density."""
+    return _some(hessian_figure(runs, probe), density_figure(runs, probe=probe))
+
+
+def small_multiples_of(
+    runs: Sequence[RunData], decl, keys: Sequence[str], *, other: bool
+) -> ReportFigure | None:
+    """One panel per key of probe ``decl.probe`` (titled by its declared label)."""
+    title = f"Other scalars of probe “{decl.probe}”" if other else f"Probe “{decl.probe}”"
+    caption = (
+        f"Scalars of probe {decl.probe} not shown above."
+        if other
+        else f"Scalars logged by probe {decl.probe}."
+    )
     return small_multiples(
         runs,
-        "codes",
-        "Activation codes",
-        "Metrics of the units' on/off patterns read as codes of the input's linear region.",
+        decl.probe,
+        title,
+        caption,
+        keep=lambda k, keys=frozenset(keys): k in keys,
+        slug=f"probe-{decl.probe}-other" if other else f"probe-{decl.probe}",
+        titles=decl.label,
     )
-
-
-BUILDERS: tuple[Callable[[Sequence[RunData]], ReportFigure | None], ...] = (
-    accuracy_lc_figure,
-    loss_figure,
-    lc_layers_figure,
-    lc_class_figure,
-    weights_figure,
-    units_figure,
-    hessian_figure,
-    density_figure,
-    codes_figure,
-)
-
-
-# The keys each dedicated figure shows; other keys of these probes get panels of their own.
-_SHOWN: dict[str, re.Pattern] = {
-    "accuracy": re.compile(r"^(train|test)_(acc|loss)$"),
-    "adversarial": re.compile(r"^.+_acc$"),
-    "lc": re.compile(r"^((train|test|random)_total(_sem)?|(train|test|random)/.+|class_.+_total)$"),
-    "weights": re.compile(r"^(total_norm|norm/.+)$"),
-    "units": re.compile(r"^(dead_frac|always_on_frac|dead/.+|always_on/.+)$"),
-    "hessian": re.compile(r"^(top_\d+|trace|trace_se)$"),
-    "codes": re.compile(r"^.*$"),
-}
 
 
 def all_figures(runs: Sequence[RunData]) -> list[ReportFigure]:
-    """Every figure the runs have data for, in reading order; scalars that no dedicated
-    figure shows (unknown probes, extra keys of known ones) come last, one panel each."""
-    figures = [f for b in BUILDERS if (f := b(runs)) is not None]
-    for probe in dict.fromkeys(p for r in runs for p in r.probes()):
-        shown = _SHOWN.get(probe)
-        if shown is None:
-            title, caption, slug = f"Probe “{probe}”", f"Scalars logged by probe {probe}.", None
-        else:
-            title = f"Other scalars of probe “{probe}”"
-            caption, slug = f"Scalars of probe {probe} not shown above.", f"probe-{probe}-other"
-        fig = small_multiples(
-            runs,
-            probe,
-            title,
-            caption,
-            keep=None if shown is None else (lambda k, shown=shown: not shown.match(k)),
-            slug=slug,
-        )
-        if fig is not None:
-            figures.append(fig)
+    """Every figure the runs have data for, in reading order: the headline values, then each
+    probe's figures (its kind's registered builder), then — so that nothing logged goes
+    unseen — one panel per key of each probe that no figure above shows."""
+    from splinescope.report.declared import probes_of
+
+    first = headline_figure(runs)
+    figures = _some(first)
+    shown = set(first.shows) if first is not None else set()
+    for decl in probes_of(runs):
+        builder = None
+        if decl.kind is not None:
+            from splinescope.monitor.registry import get_kind
+
+            builder = get_kind(decl.kind).figure_builder()
+        built = builder(runs, decl.probe) if builder is not None else []
+        figures += built
+        for fig in built:
+            shown |= fig.shows
+        rest = [
+            k
+            for k in dict.fromkeys(k for r in runs for k in r.keys(decl.probe))
+            if (decl.probe, k) not in shown
+        ]
+        if rest:
+            fig = small_multiples_of(runs, decl, rest, other=bool(built))
+            if fig is not None:
+                figures.append(fig)
     return figures

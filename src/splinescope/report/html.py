@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.offline
 
 from splinescope.errors import SplinescopeError
+from splinescope.report.declared import headline_series
 from splinescope.report.figures import ReportFigure, all_figures
 from splinescope.report.images import StoredImage, partition_images
 from splinescope.report.phenomena import (
@@ -32,22 +33,7 @@ from splinescope.report.phenomena import (
     summary_items,
     summary_sentences,
 )
-from splinescope.report.rundata import RunData, flatten, format_number, format_time
-
-# (probe, key, label) of the last values shown at a glance; adversarial *_acc keys are added.
-HEADLINE = (
-    ("accuracy", "train_acc", "train accuracy"),
-    ("accuracy", "test_acc", "test accuracy"),
-    ("accuracy", "train_loss", "train loss"),
-    ("accuracy", "test_loss", "test loss"),
-    ("lc", "train_total", "LC near train points"),
-    ("lc", "test_total", "LC near test points"),
-    ("lc", "random_total", "LC near random points"),
-    ("weights", "total_norm", "weight norm"),
-    ("units", "dead_frac", "dead units (fraction)"),
-    ("hessian", "top_1", "top Hessian eigenvalue"),
-    ("hessian", "trace", "Hessian trace"),
-)
+from splinescope.store.rundata import RunData, flatten, format_number, format_time
 
 # Printed height a figure may take: an A4 landscape page with 10 mm margins is 718 CSS px
 # high; the rest leaves room for a section heading kept with the figure.
@@ -166,13 +152,9 @@ def _badge(status: str) -> str:
 
 
 def _headline(runs: Sequence[RunData]) -> list[tuple[str, str, str]]:
-    adv = dict.fromkeys(k for r in runs for k in r.keys("adversarial") if k.endswith("_acc"))
-    rows = list(HEADLINE[:2])
-    rows += [
-        ("adversarial", k, "adversarial accuracy (" + k[:-4].replace("_", " ") + ")") for k in adv
-    ]
-    rows += list(HEADLINE[2:])
-    return [h for h in rows if any(r.last_value(h[0], h[1]) is not None for r in runs)]
+    """(probe, key, label) of the last values shown at a glance: the probes' declared
+    headline values."""
+    return [(probe, key, label) for _, probe, key, label in headline_series(runs)]
 
 
 def _value_cell(run: RunData, attr: str, key: str, value: Any, text: str | None = None) -> str:

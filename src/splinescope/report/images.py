@@ -9,10 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from splinescope.errors import SplinescopeError
-from splinescope.report.rundata import RunData
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PARTITION_PROBE = "partition"
+from splinescope.store.rundata import PNG_SIGNATURE, RunData
 
 
 @dataclass(frozen=True)
@@ -60,19 +57,23 @@ def data_uri(png: bytes) -> str:
 
 
 def partition_images(run: RunData, max_steps: int = 6) -> list[StoredImage]:
-    """The run's stored partition pictures (probe "partition"), up to ``max_steps`` steps per
-    key spread over training (first and last kept), by key then step."""
+    """The run's stored pictures (array keys its probes declare as images, e.g. the
+    partition slices), up to ``max_steps`` steps per key spread over training (first and
+    last kept), by probe and key, then step."""
+    from splinescope.report.declared import declared
+
     a = run.arrays
-    keys = list(dict.fromkeys(a.loc[a["probe"] == PARTITION_PROBE, "key"].tolist()))
+    pairs_seen = list(dict.fromkeys(zip(a["probe"].tolist(), a["key"].tolist(), strict=True)))
     out = []
-    for key in keys:
-        pairs = run.array_steps(PARTITION_PROBE, key)
+    for probe, key in pairs_seen:
+        family = declared(run, probe).outputs.array(key)
+        if family is None or not family.image:
+            continue
+        pairs = run.array_steps(probe, key)
         if len(pairs) > max_steps:
             idx = np.unique(np.round(np.linspace(0, len(pairs) - 1, max_steps)).astype(int))
             pairs = [pairs[i] for i in idx]
         for step, arr in pairs:
-            where = f"run {run.run_id} probe {PARTITION_PROBE!r} key {key!r} step {step}"
-            out.append(
-                StoredImage(run.run_id, PARTITION_PROBE, key, step, data_uri(png_bytes(arr, where)))
-            )
+            where = f"run {run.run_id} probe {probe!r} key {key!r} step {step}"
+            out.append(StoredImage(run.run_id, probe, key, step, data_uri(png_bytes(arr, where))))
     return out

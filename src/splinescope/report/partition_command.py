@@ -46,6 +46,8 @@ def _pick_step(steps: list[int], step: int | None, run_id: str) -> int:
 def _load_model_file(path: Path, model: nn.Module | None) -> nn.Module:
     if not path.is_file():
         raise SplinescopeError(f"--model: no file at {str(path)!r}")
+    # A file the user names on the command line (their own pickled module or state_dict);
+    # files found in a runs directory are only ever loaded as weights (store.checkpoints).
     loaded = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(loaded, nn.Module):
         return loaded
@@ -75,15 +77,15 @@ def partition_command(
     weights in ``model_file``. Without ``run``: ``model_file`` (a pickled module) and an
     embedded ``dataset`` name. Returns the written path.
     """
+    from splinescope.data import load_dataset
+    from splinescope.models import build_model
     from splinescope.report.partition_plot import partition_figure
-    from splinescope.train import TrainConfig, load_data, make_model, snapshot_path, snapshot_steps
+    from splinescope.store.checkpoints import load_snapshot, load_snapshot_spec, snapshot_steps
 
     split, indices = parse_plane(plane)
     if run is None:
         if model_file is None or dataset is None:
             raise SplinescopeError("give RUN, or --model FILE.pt together with --data DATASET")
-        from splinescope.data import load_dataset
-
         data = load_dataset(dataset)
         model = _load_model_file(Path(model_file), None)
         label = f"{Path(model_file).name} on {dataset}"
@@ -91,16 +93,16 @@ def partition_command(
         from splinescope.store import get_run
 
         row = get_run(runs_dir, run)
-        config = TrainConfig.from_dict(row["config"])
-        data = load_data(config)
-        model = make_model(config, data)
+        spec = load_snapshot_spec(runs_dir, row["run_id"])
+        data_args, model_args = dict(spec["data"]), dict(spec["model"])
+        data = load_dataset(data_args.pop("name"), **data_args)
+        model = build_model(model_args.pop("kind"), **model_args)
         if model_file is not None:
             model = _load_model_file(Path(model_file), model)
             label = f"{row['name']} ({row['run_id']}), {Path(model_file).name}"
         else:
             step = _pick_step(snapshot_steps(runs_dir, row["run_id"]), step, row["run_id"])
-            path = snapshot_path(runs_dir, row["run_id"], step)
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            model.load_state_dict(load_snapshot(runs_dir, row["run_id"], step))
             label = f"{row['name']} ({row['run_id']}), step {step:,}"
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
     if max(indices) >= len(x) or min(indices) < 0:

@@ -6,12 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from splinescope.report.rundata import format_number
-
-NOT_REACHED = "not reached"
+from splinescope.analysis.phenomena import NOT_REACHED
+from splinescope.store.rundata import format_number
 
 # key -> (short label, whether the value is a training step that can be marked on a step axis).
-# The gaps are ratios (later step / interpolation step), as monitor.phenomena defines them.
+# The gaps are ratios (later step / interpolation step), as analysis.phenomena defines them.
 PHENOMENA: dict[str, tuple[str, bool]] = {
     "interpolation_step": ("interpolation (train fitted)", True),
     "generalization_step": ("generalization (test settled)", True),

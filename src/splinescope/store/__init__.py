@@ -23,10 +23,12 @@ array costs ~0.3 ms.
 
 from splinescope.store._db import DB_FILENAME, SCHEMA_VERSION, db_path
 from splinescope.store.query import (
+    array_keys,
     get_run,
     load_arrays,
     load_errors,
     load_metrics,
+    load_probes,
     load_runs,
     resolve_run,
 )
@@ -37,11 +39,13 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
     "RunStore",
+    "array_keys",
     "db_path",
     "get_run",
     "load_arrays",
     "load_errors",
     "load_metrics",
+    "load_probes",
     "load_runs",
     "resolve_run",
     "run_dir",

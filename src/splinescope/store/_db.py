@@ -17,13 +17,18 @@ from splinescope.errors import SplinescopeError
 
 DB_FILENAME = "splinescope.sqlite"
 
-#: Bumped on every incompatible change of the tables below; stored as ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+#: Bumped on every change of the tables below; stored as ``PRAGMA user_version``.
+#: Version 2 added the ``probes`` table (each run's probe kinds, configs, schedules and
+#: declared outputs); a version-1 store is upgraded in place when opened for writing and
+#: read as it is (with no probe declarations).
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 #: Seconds a connection waits for another process's write lock before giving up.
 DEFAULT_TIMEOUT_S = 60.0
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE runs (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -68,6 +73,17 @@ CREATE TABLE errors (
 );
 CREATE INDEX errors_run ON errors (run_id, step);
 """
+    + """;
+CREATE TABLE probes (
+    run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name    TEXT NOT NULL,               -- the store's probe name
+    spec    TEXT NOT NULL,               -- JSON: kind, schedule, config, declared outputs
+    UNIQUE (run_id, name)
+)"""
+)
+
+#: What turns a version-1 store into version 2.
+_UPGRADE_1_TO_2 = _SCHEMA.rsplit(";", 1)[1]
 
 
 def db_path(runs_dir: str | os.PathLike[str]) -> Path:
@@ -108,10 +124,24 @@ def _version_error(path: Path, found: int) -> SplinescopeError:
     )
 
 
-def _check_version(con: sqlite3.Connection, path: Path) -> None:
+def _check_version(con: sqlite3.Connection, path: Path, readable: tuple[int, ...]) -> None:
     (found,) = con.execute("PRAGMA user_version").fetchone()
-    if found != SCHEMA_VERSION:
+    if found not in readable:
         raise _version_error(path, found)
+
+
+def _upgrade(con: sqlite3.Connection) -> None:
+    """Bring a version-1 store to version 2 (adds the probes table), under the write lock."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        (found,) = con.execute("PRAGMA user_version").fetchone()
+        if found == 1:
+            con.execute(_UPGRADE_1_TO_2)
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def open_for_writing(
@@ -162,7 +192,9 @@ def open_for_writing(
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        _check_version(con, path)
+        if found == 1:
+            _upgrade(con)
+        _check_version(con, path, (SCHEMA_VERSION,))
     except sqlite3.Error as exc:
         con.close()
         raise SplinescopeError(f"cannot open run store {str(path)!r}: {exc}") from exc
@@ -191,7 +223,7 @@ def open_for_reading(
         raise SplinescopeError(f"cannot open run store {str(path)!r}: {exc}") from exc
     try:
         _configure(con, timeout_s)
-        _check_version(con, path)
+        _check_version(con, path, READABLE_VERSIONS)
     except sqlite3.Error as exc:
         con.close()
         raise SplinescopeError(f"cannot read run store {str(path)!r}: {exc}") from exc

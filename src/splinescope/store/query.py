@@ -230,6 +230,37 @@ def load_arrays(
     return frame
 
 
+def load_probes(runs_dir: str | os.PathLike[str], run: str) -> dict[str, dict[str, Any]]:
+    """The probes a run declared: ``{probe name: spec}`` with the spec's ``kind``,
+    ``schedule``, ``config`` and declared ``outputs`` (see
+    :func:`splinescope.monitor.registry.probe_spec`), in recording order. A store written
+    before probes were recorded (schema 1) has none: ``{}``."""
+    with _reading(runs_dir) as con:
+        run_id = _resolve(con, runs_dir, run)
+        assert con is not None
+        has_table = _query(
+            con, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'probes'"
+        )
+        if not has_table:
+            return {}
+        rows = _query(
+            con, "SELECT name, spec FROM probes WHERE run_id = ? ORDER BY rowid", (run_id,)
+        )
+    return {name: _json.loads(spec) for name, spec in rows}
+
+
+def array_keys(runs_dir: str | os.PathLike[str], run: str) -> list[tuple[str, str]]:
+    """The (probe, key) pairs under which one run stored arrays, in first-logged order."""
+    with _reading(runs_dir) as con:
+        run_id = _resolve(con, runs_dir, run)
+        rows = _query(
+            con,
+            "SELECT probe, key FROM arrays WHERE run_id = ? GROUP BY probe, key ORDER BY min(rowid)",
+            (run_id,),
+        )
+    return [(p, k) for p, k in rows]
+
+
 def load_errors(
     runs_dir: str | os.PathLike[str], run: str, probe: str | None = None
 ) -> pd.DataFrame:

@@ -120,6 +120,10 @@ _INSERT_ARRAY = (
     "INSERT INTO arrays (run_id, step, probe, key, npy) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, probe, key, step) DO UPDATE SET npy = excluded.npy"
 )
+_INSERT_PROBE = (
+    "INSERT INTO probes (run_id, name, spec) VALUES (?, ?, ?) "
+    "ON CONFLICT (run_id, name) DO UPDATE SET spec = excluded.spec"
+)
 _INSERT_ERROR = (
     "INSERT INTO errors (run_id, step, probe, message, traceback, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -371,6 +375,16 @@ class RunStore:
             return False
         self._write(_Op("UPDATE runs SET status = status WHERE id = ?", [(run_id,)], run_id, True))
         return True
+
+    def set_probes(self, run_id: str, specs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record the run's probes: ``{probe name: spec}`` (JSON-able: kind, schedule,
+        config, declared outputs), replacing earlier specs of the same names."""
+        rows = [
+            (run_id, _check_name(name, "probe"), _json.dumps(spec, f"probe {name!r} spec"))
+            for name, spec in specs.items()
+        ]
+        if rows:
+            self._write(_Op(_INSERT_PROBE, rows, run_id))
 
     # -- data ---------------------------------------------------------------------------
 

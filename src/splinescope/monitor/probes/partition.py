@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from torch import nn
 
 from splinescope.monitor.probe import ProbeContext, ProbeResult
+from splinescope.monitor.registry import ArrayKey, Outputs, ScalarKey, probe_kind
 
 
+@probe_kind("partition")
 @dataclass(frozen=True)
 class PartitionProbe:
     """The exact regions of the plane through training points ``anchors`` (SplineCam-style
@@ -18,10 +20,20 @@ class PartitionProbe:
     ``n_regions``. The same plane at every step, so region migration is visible.
     """
 
-    name: str = "partition"
-    needs: tuple[str, ...] = ("train",)
     anchors: tuple[int, int, int] = (0, 1, 2)
     dpi: int = 80
+    name: str = "partition"
+    needs: tuple[str, ...] = field(default=("train",), init=False, repr=False)
+
+    def outputs(self) -> Outputs:
+        return Outputs(
+            (ScalarKey("n_regions", "regions in the plane slice"),),
+            (
+                ArrayKey(
+                    "plane_png", "partition picture", "[bytes]", "uint8", image=True, report=True
+                ),
+            ),
+        )
 
     def compute(self, model: nn.Module, ctx: ProbeContext) -> ProbeResult:
         from splinescope.report.partition_plot import anchored_partition, partition_figure_of

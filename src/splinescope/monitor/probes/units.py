@@ -1,71 +1,38 @@
-"""Dead and always-on units: hinge units that never / always fire on a point set."""
+"""Dead and always-on units over training."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
-from splinescope.errors import SplinescopeError
+from splinescope.geometry.activity import unit_activity
 from splinescope.monitor.probe import ProbeContext, ProbeResult
-from splinescope.nn import describe, record_states
+from splinescope.monitor.registry import Outputs, ScalarKey, probe_kind
 
 
-@dataclass(frozen=True)
-class UnitActivity:
-    """Shares of hinge (ReLU-family) units that are dead / always on over a point set.
-
-    Attributes:
-        dead_frac: units with pre-activation ≤ 0 at every point, over all hinge units.
-        always_on_frac: units with pre-activation > 0 at every point, over all hinge units.
-        per_layer: ``{layer: (dead, always_on)}`` shares within each hinge layer.
-        n_units: number of hinge units counted.
-    """
-
-    dead_frac: float
-    always_on_frac: float
-    per_layer: dict[str, tuple[float, float]]
-    n_units: int
-
-
-def unit_activity(
-    model: nn.Module, x: torch.Tensor, *, batch_size: int | None = None
-) -> UnitActivity:
-    """Dead and always-on hinge units of ``model`` over the inputs ``x`` ``[N, *shape]``.
-
-    Only ``"hinge"`` layers count (max-pool, smooth, two-hinge and output units have no
-    on/off state in this sense). The model is measured in eval mode and left as it was.
-    """
-    units = describe(model, x[:1])
-    hinge = [layer.name for layer in units.layers if layer.kind == "hinge"]
-    if not hinge:
-        raise SplinescopeError(
-            f"model: no hinge (ReLU-family) units to count; found layers "
-            f"{[(layer.name, layer.kind) for layer in units.layers]}"
-        )
-    states = record_states(model, x, layers=hinge, batch_size=batch_size)
-    dead = on = total = 0
-    per_layer: dict[str, tuple[float, float]] = {}
-    for name in hinge:
-        s = states[name]
-        layer_dead = int((s <= 0).all(dim=0).sum())
-        layer_on = int((s > 0).all(dim=0).sum())
-        per_layer[name] = (layer_dead / s.shape[1], layer_on / s.shape[1])
-        dead, on, total = dead + layer_dead, on + layer_on, total + s.shape[1]
-    return UnitActivity(dead / total, on / total, per_layer, total)
-
-
+@probe_kind("units", figure="splinescope.report.figures:units_figures")
 @dataclass(frozen=True)
 class UnitActivityProbe:
-    """Share of dead and always-on units on the training set.
+    """Share of dead and always-on hinge units on the training set
+    (:func:`splinescope.geometry.unit_activity`).
 
     Keys: ``dead_frac``, ``always_on_frac``, ``dead/<layer>``, ``always_on/<layer>``.
     """
 
     batch_size: int | None = None
     name: str = "units"
-    needs: tuple[str, ...] = ("train",)
+    needs: tuple[str, ...] = field(default=("train",), init=False, repr=False)
+
+    def outputs(self) -> Outputs:
+        return Outputs(
+            (
+                ScalarKey("dead_frac", "dead units (fraction)", headline=True),
+                ScalarKey("always_on_frac", "always-on units (fraction)"),
+                ScalarKey("dead/*", "dead units of a layer (fraction)"),
+                ScalarKey("always_on/*", "always-on units of a layer (fraction)"),
+            )
+        )
 
     def compute(self, model: nn.Module, ctx: ProbeContext) -> ProbeResult:
         activity = unit_activity(model, ctx.x_train, batch_size=self.batch_size)

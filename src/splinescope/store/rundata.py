@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 
 from splinescope.errors import SplinescopeError
+
+#: Stored pictures are 1-D uint8 arrays holding PNG files, which start with these bytes.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 METRIC_COLUMNS = ("step", "probe", "key", "value")
 ARRAY_COLUMNS = ("step", "probe", "key", "array")
@@ -28,7 +31,8 @@ class RunData:
 
     ``metrics`` has columns step, probe, key, value (one scalar per row); ``arrays`` has
     columns step, probe, key, array (``np.ndarray``); ``errors`` holds the probe failures
-    as the store returns them. ``status`` is "running", "finished", "crashed" or
+    as the store returns them; ``probe_specs`` the probes' recorded specs (kind, config,
+    schedule, declared outputs; see ``load_probes``). ``status`` is "running", "finished", "crashed" or
     "interrupted"; times are whatever the store records (shown with ``format_time``).
     """
 
@@ -43,6 +47,7 @@ class RunData:
     errors: pd.DataFrame = field(default_factory=pd.DataFrame)
     created_at: Any = None
     updated_at: Any = None
+    probe_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for attr, columns in (("metrics", METRIC_COLUMNS), ("arrays", ARRAY_COLUMNS)):
@@ -100,12 +105,15 @@ class RunData:
 
 
 def load_run_data(
-    runs_dir: str | Path, run: str, array_probes: Sequence[str] | None = None
+    runs_dir: str | Path,
+    run: str,
+    arrays: Callable[[Mapping[str, Any], str, str], bool] | None = None,
 ) -> RunData:
     """Read one run from the store at ``runs_dir``.
 
     ``run`` is a run id, a unique id prefix or a run name (unknown: SplinescopeError listing
-    close matches). ``array_probes`` limits which probes' arrays are loaded (None: all).
+    close matches). ``arrays(probe_specs, probe, key)`` says which arrays to load (None:
+    all).
     """
     from splinescope import store
 
@@ -115,12 +123,18 @@ def load_run_data(
     row = store.get_run(runs_dir, run)
     run_id = row["run_id"]
     metrics = store.load_metrics(runs_dir, run_id)
-    if array_probes is None:
-        arrays = store.load_arrays(runs_dir, run_id)
+    specs = store.load_probes(runs_dir, run_id)
+    wanted = (
+        None
+        if arrays is None
+        else [(p, k) for p, k in store.array_keys(runs_dir, run_id) if arrays(specs, p, k)]
+    )
+    if wanted is None:
+        loaded = store.load_arrays(runs_dir, run_id)
     else:
-        parts = [store.load_arrays(runs_dir, run_id, probe=p) for p in array_probes]
+        parts = [store.load_arrays(runs_dir, run_id, probe=p, key=k) for p, k in wanted]
         parts = [p for p in parts if len(p)]
-        arrays = pd.concat(parts, ignore_index=True) if parts else _empty(ARRAY_COLUMNS)
+        loaded = pd.concat(parts, ignore_index=True) if parts else _empty(ARRAY_COLUMNS)
     errors = store.load_errors(runs_dir, run_id)
     return RunData(
         run_id=run_id,
@@ -130,10 +144,11 @@ def load_run_data(
         env=dict(row.get("env") or {}),
         summary=dict(row.get("summary") or {}),
         metrics=metrics,
-        arrays=arrays,
+        arrays=loaded,
         errors=errors,
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
+        probe_specs=specs,
     )
 
 

@@ -1,0 +1,255 @@
+"""The training loop behind ``splinescope run``: data, model and probes from a config, the
+Monitor attached, checkpoints at every probe step, exact resume, phenomena at the end."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from splinescope.errors import SplinescopeError
+from splinescope.monitor.monitor import Monitor
+from splinescope.monitor.probe import ProbeContext
+from splinescope.store.checkpoints import (
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+    save_snapshot,
+    save_snapshot_spec,
+    snapshot_path,
+)
+from splinescope.train.build import (
+    BatchSampler,
+    data_spec,
+    load_data,
+    make_loss,
+    make_model,
+    make_optimizer,
+    make_probes,
+    make_schedule,
+    model_spec,
+)
+from splinescope.train.config import TrainConfig
+
+
+def check_runs_dir(runs_dir: str | os.PathLike) -> Path:
+    """Create ``runs_dir`` if needed and prove it is writable; a clear error if not."""
+    path = Path(runs_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise SplinescopeError(
+            f"runs directory {str(path)!r} is not writable ({exc.strerror or exc}); "
+            "choose another with --runs-dir"
+        ) from exc
+    return path
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the loop reports to a progress callback.
+
+    ``loss`` is the last mini-batch loss; ``latest`` the Monitor's latest scalars per probe;
+    ``headline`` the ``(label, value)`` pairs of the probes' declared headline values.
+    """
+
+    step: int
+    total: int
+    loss: float
+    latest: dict[str, dict[str, float]]
+    measured: bool
+    headline: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The outcome of :func:`train`: run id, final step, summary (phenomena), wall time (s)."""
+
+    run_id: str
+    step: int
+    summary: dict[str, Any]
+    latest: dict[str, dict[str, float]]
+    seconds: float
+    probe_errors: int
+
+
+def headline_values(monitor: Monitor) -> tuple[tuple[str, float], ...]:
+    """The latest value of every declared headline key, labelled (probe name added when two
+    probes share a label)."""
+    rows = []
+    for probe in monitor.probes:
+        outputs = probe.outputs()
+        for key, value in monitor.latest.get(probe.name, {}).items():
+            declared = outputs.scalar(key)
+            if declared is not None and declared.headline:
+                rows.append((declared.label, probe.name, value))
+    labels = [label for label, _, _ in rows]
+    return tuple(
+        (label if labels.count(label) == 1 else f"{label} ({name})", value)
+        for label, name, value in rows
+    )
+
+
+def _summarise(runs_dir: Path, run_id: str, store: Any) -> dict[str, Any]:
+    from splinescope.analysis.phenomena import detect_run
+
+    summary = detect_run(runs_dir, run_id)
+    store.set_summary(run_id, summary)
+    return summary
+
+
+def train(
+    config: TrainConfig | None,
+    *,
+    runs_dir: str | os.PathLike = "runs",
+    resume: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every: int = 100,
+    strict: bool = False,
+    stop_after: int | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train ``config``'s model with the Monitor attached and store everything in ``runs_dir``.
+
+    Args:
+        config: the run's definition; ``None`` with ``resume`` (the stored config is used).
+        runs_dir: the runs directory (created; must be writable).
+        resume: a run id / prefix / name to continue from its last checkpoint.
+        on_progress: called every ``progress_every`` steps and at every probe step.
+        strict: re-raise probe errors.
+        stop_after: raise ``KeyboardInterrupt`` after this step (tests of interruption).
+        on_start: called with the run id once the run exists (before the first step).
+
+    Returns:
+        :class:`TrainResult`. A ``KeyboardInterrupt`` marks the run ``interrupted`` (data and
+        checkpoint kept) and propagates; any other exception marks it ``crashed``.
+    """
+    from splinescope.store import RunStore, get_run
+
+    if config is None and resume is None:
+        raise SplinescopeError("config: give a TrainConfig, or resume=RUN to continue a run")
+    runs_dir = check_runs_dir(runs_dir)
+    store = RunStore(runs_dir)
+    try:
+        if resume is not None:
+            row = get_run(runs_dir, resume)
+            run_id = row["run_id"]
+            config = TrainConfig.from_dict(row["config"])
+            if row["status"] in ("finished", "running"):
+                raise SplinescopeError(
+                    f"--resume: run {run_id} is {row['status']}; only interrupted or crashed "
+                    "runs can be resumed"
+                )
+        torch.manual_seed(config.seed)
+        data = load_data(config)
+        device = torch.device(config.device)
+        model = make_model(config, data).to(device)
+        optimizer = make_optimizer(config, model)
+        loss_fn = make_loss(config.loss)
+        sampler = BatchSampler(data.n_train, config.batch_size, seed=config.seed + 1)
+        x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+        context = ProbeContext.from_data(
+            data, loss_fn=loss_fn, n_random=config.n_random, seed=config.seed, device=device
+        )
+        probes = make_probes(config)
+        start = 0
+        monitor_state = None
+        if resume is not None:
+            step, sampler_state, monitor_state = load_checkpoint(
+                checkpoint_path(runs_dir, run_id), model=model, optimizer=optimizer
+            )
+            sampler.load_state_dict(sampler_state)
+            start = step + 1
+            store.set_status(run_id, "running")
+        else:
+            run_id = store.create_run(
+                config.name, config.to_dict(), seed=config.seed, device=str(device)
+            )
+        monitor = Monitor(
+            model,
+            probes,
+            store,
+            make_schedule(config),
+            context=context,
+            run_id=run_id,
+            strict=strict,
+        )
+        if monitor_state:
+            monitor.load_state_dict(monitor_state)
+        if config.checkpoint:
+            save_snapshot_spec(runs_dir, run_id, model_spec(config, data), data_spec(config))
+    except BaseException:
+        store.close()
+        raise
+    if on_start is not None:
+        on_start(run_id)
+
+    checkpoint = checkpoint_path(runs_dir, run_id)
+    began = time.perf_counter()
+    loss_value = float("nan")
+    step = start - 1
+    try:
+        with monitor:
+            model.train()
+            for step in range(start, config.steps + 1):
+                if step > 0:
+                    index = sampler.next()
+                    loss = loss_fn(model(x_train[index]), y_train[index])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    loss_value = loss.item()
+                measured = monitor.step(step) is not None
+                if measured and config.checkpoint:
+                    save_checkpoint(
+                        checkpoint,
+                        step=step,
+                        model=model,
+                        optimizer=optimizer,
+                        sampler_state=sampler.state_dict(),
+                        monitor_state=monitor.state_dict(),
+                    )
+                    save_snapshot(snapshot_path(runs_dir, run_id, step), model)
+                if on_progress is not None and (measured or step % progress_every == 0):
+                    on_progress(
+                        Progress(
+                            step,
+                            config.steps,
+                            loss_value,
+                            monitor.latest,
+                            measured,
+                            headline_values(monitor),
+                        )
+                    )
+                if stop_after is not None and step >= stop_after:
+                    raise KeyboardInterrupt
+            try:
+                summary = _summarise(runs_dir, run_id, store)
+            except Exception as exc:
+                store.log_error(
+                    run_id,
+                    step,
+                    "phenomena",
+                    f"{type(exc).__name__}: {exc}",
+                    traceback.format_exc(),
+                )
+                summary = {}
+    finally:
+        store.close()
+    return TrainResult(
+        run_id=run_id,
+        step=step,
+        summary=summary,
+        latest=monitor.latest,
+        seconds=time.perf_counter() - began,
+        probe_errors=monitor.errors,
+    )
