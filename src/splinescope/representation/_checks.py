@@ -24,7 +24,9 @@ def as_tensor(name: str, x: Any) -> torch.Tensor:
         try:
             x = torch.as_tensor(x)
         except Exception as exc:  # noqa: BLE001 - re-raised with the argument's name
-            raise SplinescopeError(f"{name}: expected a tensor or array, got {type(x).__name__}") from exc
+            raise SplinescopeError(
+                f"{name}: expected a tensor or array, got {type(x).__name__}"
+            ) from exc
     if x.is_complex():
         raise SplinescopeError(f"{name}: complex values are not supported (dtype {x.dtype})")
     if not x.is_floating_point():

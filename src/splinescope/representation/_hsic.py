@@ -32,8 +32,10 @@ def is_constant(x: torch.Tensor) -> bool:
     return bool((x == x[:1]).all())
 
 
-def _col_blocks(x: torch.Tensor) -> list[torch.Tensor]:
-    return [x[:, i : i + COL_BLOCK].contiguous() for i in range(0, x.shape[1], COL_BLOCK)]
+def centred_blocks(x: torch.Tensor) -> list[torch.Tensor]:
+    """Centred column blocks of ``x`` (one copy of ``x`` in all), mean accumulated in float64."""
+    mean = (x.sum(dim=0, dtype=torch.float64) / x.shape[0]).to(x.dtype)
+    return [x[:, i : i + COL_BLOCK] - mean[i : i + COL_BLOCK] for i in range(0, x.shape[1], COL_BLOCK)]
 
 
 def _block_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -47,18 +49,17 @@ def _block_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def cross_fro2(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """``||x^T y||_F^2`` (float64 scalar); ``y=None`` means ``y = x`` and skips the mirror half."""
-    xb = _col_blocks(x)
-    if y is None:
-        total = torch.zeros((), dtype=torch.float64, device=x.device)
+def cross_fro2(xb: list[torch.Tensor], yb: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """``||x^T y||_F^2`` (float64) from column blocks; ``yb=None`` means ``y = x`` (half the work)."""
+    device = xb[0].device
+    if yb is None:
+        total = torch.zeros((), dtype=torch.float64, device=device)
         for i, a in enumerate(xb):
             for j in range(i, len(xb)):
                 weight = 1.0 if i == j else 2.0
                 total += weight * _block_product(a, xb[j]).square().sum()
         return total
-    yb = _col_blocks(y)
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
     for a in xb:
         for b in yb:
             total += _block_product(a, b).square().sum()
@@ -125,28 +126,29 @@ def u_centre(k: torch.Tensor) -> torch.Tensor:
 
 
 def linear_hsic_terms(
-    xc: torch.Tensor, yc: torch.Tensor, estimator: str
+    x: torch.Tensor, y: torch.Tensor, estimator: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(HSIC(x, y), HSIC(x, x), HSIC(y, y)) for linear kernels of centred features.
+    """(HSIC(x, y), HSIC(x, x), HSIC(y, y)) for linear kernels (features centred here).
 
     Chooses the cheaper of the feature-space form (``n (d1^2 + d2^2 + d1 d2)``) and the Gram
     form (``n^2 (d1 + d2)``); both give the same numbers.
     """
-    n, d1 = xc.shape
-    d2 = yc.shape[1]
+    n, d1 = x.shape
+    d2 = y.shape[1]
     if n * (d1 + d2) < (d1 * d1 + d2 * d2) / 2 + d1 * d2:
-        k, l_ = linear_gram(xc), linear_gram(yc)
+        k, l_ = linear_gram(centred(x)), linear_gram(centred(y))
         fn = hsic_biased_gram if estimator == "biased" else hsic_unbiased_gram
         return fn(k, l_), fn(k, k), fn(l_, l_)
-    xy = cross_fro2(xc, yc)
-    xx = cross_fro2(xc)
-    yy = cross_fro2(yc)
+    xb, yb = centred_blocks(x), centred_blocks(y)
+    xy = cross_fro2(xb, yb)
+    xx = cross_fro2(xb)
+    yy = cross_fro2(yb)
     if estimator == "biased":
         norm = (n - 1) ** 2
         return xy / norm, xx / norm, yy / norm
     # centred features: 1^T K~ 1 = -sum k_ii and K~ 1 = -diag(K)
-    kd = xc.to(torch.float64).square().sum(dim=1)
-    ld = yc.to(torch.float64).square().sum(dim=1)
+    kd = sum(b.square().sum(dim=1, dtype=torch.float64) for b in xb)
+    ld = sum(b.square().sum(dim=1, dtype=torch.float64) for b in yb)
 
     def unbiased(fro2: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         trace = fro2 - a @ b

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from splinescope.errors import SplinescopeError
-from splinescope.representation._checks import as_tensor, choice, labels_1d
+from splinescope.representation._checks import choice, labels_1d
 
 NORMS = ("l1", "l2", "max")
 BINNINGS = ("width", "mass")
@@ -77,13 +77,19 @@ def calibration_error(
     choice("binning", binning, BINNINGS)
     if not (isinstance(n_bins, int) and n_bins >= 1):
         raise SplinescopeError(f"n_bins: expected a positive integer, got {n_bins!r}")
-    p = as_tensor("probs", probs).to(torch.float64)
-    if p.ndim != 2 or p.shape[1] < 2:
+    p = probs if isinstance(probs, torch.Tensor) else torch.as_tensor(probs)
+    if not p.is_floating_point():
+        p = p.to(torch.float64)
+    p = p.detach()
+    if p.ndim != 2 or p.shape[1] < 2 or p.shape[0] == 0:
         raise SplinescopeError(f"probs: expected shape [n, C] with C >= 2, got {tuple(p.shape)}")
     n, c = p.shape
-    if bool((p < 0).any()) or bool((p > 1).any()):
+    lo, hi = torch.aminmax(p)  # NaN propagates: one pass checks range and finiteness
+    if not (float(lo) >= 0.0 and float(hi) <= 1.0):
+        if not bool(torch.isfinite(p).all()):
+            raise SplinescopeError("probs: non-finite value(s) (NaN or inf)")
         raise SplinescopeError("probs: values must lie in [0, 1] (pass probabilities, not logits)")
-    row_err = float((p.sum(dim=1) - 1.0).abs().max())
+    row_err = float((p @ torch.ones(c, dtype=p.dtype, device=p.device) - 1.0).abs().max())
     if row_err > atol:
         raise SplinescopeError(
             f"probs: rows must sum to 1 (largest deviation {row_err:.3g} > atol {atol:g})"
@@ -91,10 +97,23 @@ def calibration_error(
     y = labels_1d("labels", labels, n, p.device)
     if int(y.max()) >= c:
         raise SplinescopeError(f"labels: class {int(y.max())} out of range for {c} columns")
-    conf, pred = p.max(dim=1)
-    correct = (pred == y).to(torch.float64)
+    conf32 = p.amax(dim=1)
+    p_true32 = p.gather(1, y[:, None]).squeeze(1)
+    hit = p_true32 == conf32
+    # the prediction is the first class attaining the maximum: settle ties row by row
+    rows = hit.nonzero().squeeze(1)
+    tied = rows[(p[rows] == conf32[rows, None]).sum(dim=1) > 1]
+    if tied.numel():
+        hit[tied] = p[tied].argmax(dim=1) == y[tied]
+    conf = conf32.to(torch.float64)
+    correct = hit.to(torch.float64)
     edges = bin_edges(conf, n_bins, binning)
-    idx = torch.searchsorted(edges[1:-1].contiguous(), conf, right=True)
+    if binning == "width":  # arithmetic guess, then corrected against the stated edges
+        idx = (conf * n_bins).to(torch.long).clamp_(0, n_bins - 1)
+        idx -= (conf < edges[idx]).to(torch.long)
+        idx += ((idx < n_bins - 1) & (conf >= edges[(idx + 1).clamp_(max=n_bins)])).to(torch.long)
+    else:
+        idx = torch.searchsorted(edges[1:-1].contiguous(), conf, right=True)
     counts = torch.zeros(n_bins, dtype=torch.float64, device=p.device).index_add_(
         0, idx, torch.ones_like(conf)
     )
@@ -110,10 +129,11 @@ def calibration_error(
         err = float((w * gap.square()).sum().sqrt())
     else:
         err = float(gap[counts > 0].max())
-    p_true = p.gather(1, y[:, None]).squeeze(1)
-    nll = float(-torch.log(p_true).mean())
-    onehot = torch.nn.functional.one_hot(y, c).to(torch.float64)
-    brier = float((p - onehot).square().sum(dim=1).mean())
+    p_true = p_true32.to(torch.float64)
+    nll = float(-torch.log(p_true32).to(torch.float64).mean())
+    # sum_c (p_c - [y = c])^2 = sum_c p_c^2 - 2 p_y + 1; row sums in p's dtype, mean in float64
+    sq = (p.unsqueeze(1) @ p.unsqueeze(2)).reshape(n).to(torch.float64)
+    brier = float((sq - 2.0 * p_true + 1.0).mean())
     return Calibration(
         error=err,
         norm=norm,

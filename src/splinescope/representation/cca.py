@@ -79,7 +79,9 @@ def _check_keep(keep: float | None, allow_none: bool) -> None:
         raise SplinescopeError(f"keep: expected a fraction of variance in (0, 1], got {keep!r}")
 
 
-def svcca(x: torch.Tensor, y: torch.Tensor, *, keep: float = 0.99, conv: str = "flatten") -> CCAResult:
+def svcca(
+    x: torch.Tensor, y: torch.Tensor, *, keep: float = 0.99, conv: str = "flatten"
+) -> CCAResult:
     """SVCCA of ``x`` ``[n, d1]`` and ``y`` ``[n, d2]``: mean canonical correlation.
 
     Each input is reduced by SVD to the fewest leading directions whose variance reaches

@@ -23,7 +23,9 @@ ESTIMATOR_NAMES = {
     "biased": "biased HSIC (Gretton et al. 2005)",
     "unbiased": "unbiased HSIC (Song et al. 2012)",
 }
-MINIBATCH_NAME = "minibatch CKA: unbiased HSIC (Song et al. 2012) summed over batches (Nguyen et al. 2021)"
+MINIBATCH_NAME = (
+    "minibatch CKA: unbiased HSIC (Song et al. 2012) summed over batches (Nguyen et al. 2021)"
+)
 CLIPPING = "value = raw_value clipped to [0, 1]; |raw_value| <= 1 by Cauchy-Schwarz"
 
 
@@ -121,7 +123,7 @@ def cka(
         if xf.dtype != yf.dtype:
             common = torch.promote_types(xf.dtype, yf.dtype)
             xf, yf = xf.to(common), yf.to(common)
-        hxy, hxx, hyy = _hsic.linear_hsic_terms(_hsic.centred(xf), _hsic.centred(yf), estimator)
+        hxy, hxx, hyy = _hsic.linear_hsic_terms(xf, yf, estimator)
     else:
         sx, rule = _resolve_sigma("x", xf, sigma)
         sy, _ = _resolve_sigma("y", yf, sigma)

@@ -114,7 +114,10 @@ def cka_matrix(
     # every (model, layer) read once per batch, even when it is both a row and a column
     slots: dict[tuple[int, str], int] = {}
     by_model: dict[int, tuple[nn.Module, dict[str, nn.Module]]] = {}
-    for side, models, layers in (("layers_a", models_a, layers_a), ("layers_b", models_b, layers_b)):
+    for side, models, layers in (
+        ("layers_a", models_a, layers_a),
+        ("layers_b", models_b, layers_b),
+    ):
         for m in models:
             mods = _resolve(side, m, layers)
             entry = by_model.setdefault(id(m), (m, {}))
