@@ -187,16 +187,18 @@ class Propagation:
     records: list[UnitRecord]
     states: list[np.ndarray]
     layer_sizes: list[int] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def bits(self) -> np.ndarray:
         """bool ``[P, n_bits]``: the binary activation code of every piece (see :func:`code_bits`)."""
-        return code_bits(self.records, self.states)
+        return code_bits(self.records, self.states, self.output.pieces)
 
 
-def code_bits(records: list[UnitRecord], states: list[np.ndarray]) -> np.ndarray:
+def code_bits(records: list[UnitRecord], states: list[np.ndarray], n_pieces: int) -> np.ndarray:
     """bool ``[P, Σ bits]``: hinge units 1 if the pre-activation is > 0 (two-hinge neurons give
     one column per threshold, threshold-major, as :func:`splinescope.nn.record_states`);
-    max-pool windows one-hot over their positions."""
+    max-pool windows one-hot over their positions. A model without partition layers gives
+    ``[P, 0]`` (one empty code per piece)."""
     parts = []
     for record, state in zip(records, states, strict=True):
         if record.kind == "argmax":
@@ -206,7 +208,7 @@ def code_bits(records: list[UnitRecord], states: list[np.ndarray]) -> np.ndarray
         else:
             parts.append(state > 0)
     if not parts:
-        return np.zeros((0, 0), dtype=bool)
+        return np.zeros((n_pieces, 0), dtype=bool)
     return np.concatenate(parts, axis=1)
 
 
@@ -302,6 +304,7 @@ class _Engine:
         self.records: list[UnitRecord] = []
         self.states: list[np.ndarray] = []
         self.layer_sizes: list[int] = []
+        self.skipped: list[tuple[str, str]] = []
         self.calls: Counter[str] = Counter()
         self.last_use: dict[fx.Node, fx.Node] = {}
         for node in graph_module.graph.nodes:
@@ -354,6 +357,13 @@ class _Engine:
             self.calls[node.target] += 1
             return node.target if call == 0 else f"{node.target}#{call}"
         return node.name
+
+    def _constant_layer(self, node: fx.Node) -> None:
+        """Record an activation or max-pool whose input does not depend on the model's input:
+        its units are constant on the slice, so it adds no bits and no boundaries."""
+        self.skipped.append(
+            (self._name(node), "applied to a value that does not depend on the input")
+        )
 
     # -- activations
     def _activation(
@@ -440,6 +450,8 @@ class _Engine:
     def _module(self, node: fx.Node, args: tuple, kwargs: dict) -> Any:
         module = self.gm.get_submodule(node.target)
         if not any(isinstance(a, Affine) for a in args):
+            if isinstance(module, _ACTIVATION_MODULES + _MAXPOOL_MODULES):
+                self._constant_layer(node)
             return module(*args, **kwargs)
         (value,) = args
         if isinstance(module, nn.Linear):
@@ -485,6 +497,8 @@ class _Engine:
         if isinstance(args[0] if args else None, (list, tuple)) and target is torch.cat:
             affine = [a for a in args[0] if isinstance(a, Affine)]
         if not affine:
+            if target in _ACTIVATION_FUNCTIONS or target in _MAXPOOL_FUNCTIONS:
+                self._constant_layer(node)
             return target(*args, **kwargs)
         label = getattr(target, "__name__", str(target))
         if target in _ACTIVATION_FUNCTIONS:
@@ -587,6 +601,8 @@ class _Engine:
                 if name in functions:
                     return self._function(node, functions[name], args, kwargs)
                 raise SplinescopeError(f"model: node {node.name!r} calls .{name}() on an input")
+            if name in ("relu", "relu_"):
+                self._constant_layer(node)
             return getattr(self_value, name)(*args[1:], **kwargs)
         if name in ("relu", "relu_"):
             return self._activation(node, self_value, "relu", {})
@@ -639,11 +655,18 @@ class _Engine:
                 if self.last_use.get(used) is node:
                     self.env.pop(used, None)
         if isinstance(output, (tuple, list)):
-            output = output[0]
+            if len(output) > 1:
+                self.skipped.append(
+                    (
+                        f"output[1:{len(output)}]",
+                        f"the model returns {len(output)} values; affine maps use the first",
+                    )
+                )
+            output = output[0] if output else None
         if not isinstance(output, Affine):
             raise SplinescopeError("model: its output does not depend on its input")
         output = output.expand(self.domain.size)
-        return Propagation(output, self.records, self.states, self.layer_sizes)
+        return Propagation(output, self.records, self.states, self.layer_sizes, self.skipped)
 
 
 def _fetch_attr(gm: fx.GraphModule, target: str) -> Any:

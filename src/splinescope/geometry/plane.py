@@ -5,11 +5,24 @@ each layer's units split the current convex polygons along their zero lines (vec
 half-plane clipping in float64, one unit at a time over all polygons it cuts); every polygon
 then carries its own affine map, which the next layer uses.
 
-Tolerances (stated, not hidden): a vertex whose unit value satisfies
-``|z| <= rtol · (|z0| + extent·(|z_s| + |z_t|))`` lies *on* that unit's line (it is shared by
-both sides, so lines through vertices or along edges create no zero-area pieces); a split is
-made only if both sides have area above ``area_rtol · (2·extent)²`` (a thinner sliver stays in
-its neighbour).
+One tolerance decides everything, and no area threshold decides whether a region exists.
+The *vertex tolerance*: a vertex where a unit's value ``z = z0 + z_s·s + z_t·t`` satisfies
+``|z| <= tol = rtol · (|z0| + extent·(|z_s| + |z_t|))`` lies *on* that unit's line; it is shared
+by both sides, so lines through vertices or along edges create no zero-area pieces. A unit
+splits a piece if and only if some vertex has ``z > tol`` and another ``z < −tol`` (the signed
+vertex test); a max-pool cell exists iff, for every rival position, some vertex lies strictly
+(beyond the tolerance) on its side, or the two positions tie on the whole piece.
+
+What it resolves: a piece is split off only with a vertex farther than ``tol / |∇z|`` from
+the cutting line, and ``rtol · extent <= tol / |∇z| <= rtol · (|z0| / |∇z| + 1.42 · extent)``,
+so a region is kept however small its area once it is wider than that across its bounding
+lines. Measured with the default ``rtol = 1e-10``, ``extent = 1``: the smallest strip between
+two parallel lines that is kept is 1.0e-10 wide for a line through the origin along an axis,
+1.41e-10 for a diagonal one, 1.48e-10 for ``s + 0.3·t = 0.25`` and 2.3e-10 for
+``0.6·s + 0.8·t = 0.9``; triangles of relative area 1e-18 (width ~1e-9) between three nearly
+concurrent lines of three layers are found. What it cannot resolve: a region narrower than
+that (all its vertices within ``tol`` of one of its lines) stays part of its neighbour, and a
+unit whose line passes within ``tol`` of every vertex of a piece has state 0 there.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from splinescope.geometry.affine import (
     propagate,
     trace,
 )
+from splinescope.geometry.partition import Partition, check_rtol
 
 _CHUNK = 1 << 22  # float64 elements per chunk of vertex evaluations (32 MB)
 
@@ -37,11 +51,10 @@ _CHUNK = 1 << 22  # float64 elements per chunk of vertex evaluations (32 MB)
 class PlaneDomain:
     """Convex polygons in (s, t) that the exact engine splits layer by layer."""
 
-    def __init__(self, extent: float, rtol: float, area_rtol: float) -> None:
+    def __init__(self, extent: float, rtol: float) -> None:
         e = float(extent)
         self.extent = e
         self.rtol = rtol
-        self.area_tol = area_rtol * (2 * e) ** 2
         self._verts = np.zeros((1024, 8, 2), dtype=np.float64)
         self._count = np.zeros(1024, dtype=np.int64)
         self._verts[0, :4] = [[-e, -e], [e, -e], [e, e], [-e, e]]
@@ -126,16 +139,17 @@ class PlaneDomain:
     def _split_rows(
         self, rows: np.ndarray, f: np.ndarray, tol: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Split pieces ``rows`` by one line each; returns (rows that were split, their new
-        negative-side pieces' verts and counts). Positive sides replace the rows in place."""
-        verts, count = self.verts[rows], self.count[rows]
-        pv, pc, nv, nc = polygons.cut(verts, count, f, tol)
-        ok = (pc >= 3) & (nc >= 3)
-        ok &= (polygons.areas(pv) > self.area_tol) & (polygons.areas(nv) > self.area_tol)
+        """Split pieces ``rows`` by one line each (values ``f [B, M]`` at their vertices) where
+        the signed vertex test holds; returns (rows that were split, their new negative-side
+        pieces' verts and counts). Positive sides replace the rows in place."""
+        ok = (f > tol[:, None]).any(axis=1) & (f < -tol[:, None]).any(axis=1)
         if not ok.any():
-            return rows[:0], nv[:0], nc[:0]
-        self._replace(rows[ok], pv[ok], pc[ok])
-        return rows[ok], nv[ok], nc[ok]
+            return rows[:0], self.verts[:0], self.count[:0]
+        rows, f, tol = rows[ok], f[ok], tol[ok]
+        pv, pc, nv, nc = polygons.cut(self.verts[rows], self.count[rows], f, tol)
+        _check_pieces(pc, nc)
+        self._replace(rows, pv, pc)
+        return rows, nv, nc
 
     def _states(self, coef, tol, origin, sign, near) -> np.ndarray:
         """int8 sign of every unit on every piece. Far from a piece (``near`` false at its
@@ -199,14 +213,15 @@ class PlaneDomain:
         )
 
     def _clip(self, verts, count, g, tol, strict):
-        """Keep the part of each polygon where ``g >= 0``; ``strict`` drops polygons on which g
-        is identically 0 (within tol), so that tied window positions give one cell, not two."""
+        """Keep the part of each polygon where ``g >= 0``; returns (verts, count, exists).
+        A part exists iff a vertex has ``g > tol`` (signed vertex test) or g is identically 0
+        (within tol) on the polygon: such a tie belongs to the lower window position, so
+        ``strict`` (the rival has the lower position) makes the part empty."""
         f = g[:, 0, None] + verts[..., 0] * g[:, 1, None] + verts[..., 1] * g[:, 2, None]
+        flat = (np.abs(f) <= tol[:, None]).all(axis=1)
+        exists = (f > tol[:, None]).any(axis=1) | (flat & (not strict))
         pv, pc, _, _ = polygons.cut(verts, count, f, tol)
-        if strict:
-            flat = (np.abs(f) <= tol[:, None]).all(axis=1)
-            pc = np.where(flat, 0, pc)
-        return pv, pc
+        return pv, pc, exists
 
     def split_max(
         self, z: torch.Tensor, valid: np.ndarray, layer: str
@@ -261,11 +276,11 @@ class PlaneDomain:
                     if j == i:
                         continue
                     g = coef[o, :, window, i] - coef[o, :, window, j]
-                    verts, count = self._clip(verts, count, g, tol, strict=bool(j < i))
-                    alive &= count >= 3
+                    verts, count, exists = self._clip(verts, count, g, tol, strict=bool(j < i))
+                    alive &= exists
                     count = np.where(alive, count, 0)
-                alive &= polygons.areas(verts) > self.area_tol
                 idx = np.nonzero(alive)[0]
+                _check_pieces(count[idx])
                 cells_v.append(verts[idx])
                 cells_c.append(count[idx])
                 cells_row.append(rows[idx])
@@ -280,6 +295,12 @@ class PlaneDomain:
             verts, count, parent, win = verts[order], count[order], parent[order], win[order]
             first = np.ones(len(parent), dtype=bool)
             first[1:] = parent[1:] != parent[:-1]
+            lost = np.setdiff1d(rows, parent)
+            if len(lost):
+                raise SplinescopeError(
+                    f"model: max-pool {layer!r}, window {window}: no position wins on "
+                    f"{len(lost)} piece(s) within the vertex tolerance (rtol={self.rtol})"
+                )
             self._replace(parent[first], verts[first], count[first])
             winners[parent[first], window] = win[first]
             rest = ~first
@@ -293,9 +314,18 @@ class PlaneDomain:
         return origin, winners
 
 
-@dataclass(frozen=True)
-class PlanePartition:
-    """The activation regions of a model in the square ``[−extent, extent]²`` of a plane.
+def _check_pieces(*counts: np.ndarray) -> None:
+    """Pieces made by the signed vertex test have >= 3 vertices; anything else is a bug."""
+    for count in counts:
+        if len(count) and int(count.min()) < 3:
+            raise SplinescopeError("exact plane: a split produced a piece with < 3 vertices")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanePartition(Partition):
+    """The activation regions of a model in the square ``[−extent, extent]²`` of a plane: one
+    convex polygon per realised activation pattern (codes, layout, affine maps, per-layer
+    counts, ``rtol`` and ``skipped`` as in :class:`splinescope.geometry.partition.Partition`).
 
     Attributes:
         origin, u, v: the plane ``x(s, t) = origin + s·u + t·v`` (float64, input-shaped).
@@ -303,20 +333,16 @@ class PlanePartition:
         vertices: float64 ``[R, M, 2]`` counter-clockwise (s, t) vertices of each region's
             convex polygon; rows are padded by repeating vertex 0 (see ``n_vertices``).
         n_vertices: int64 ``[R]`` real vertices per region.
-        codes: uint8 ``[R, ceil(n_bits / 8)]``, the bit-packed activation code (``np.packbits``
-            order): 1 where a ReLU-family pre-activation is > 0 (one bit per threshold of a
-            two-hinge neuron), one-hot positions for max-pool windows.
-        n_bits: bits in a code; ``layer_names``/``layer_kinds``/``layer_bits``: its layout.
         affine: float64 ``[R, 3, n_outputs]``; on region r the flattened output is
             ``affine[r, 0] + s·affine[r, 1] + t·affine[r, 2]``.
         areas: float64 ``[R]`` region areas in (s, t) units (true input-space areas when u and
             v are orthonormal).
-        layer_region_counts: int64 ``[L]``: regions of the partition by layers 1..l.
         decision_boundary: float64 ``[S, 2, 2]`` segments (s, t) where the predicted class
-            changes (argmax of the outputs; sign of a single output).
+            changes (argmax of the outputs; sign of a single output). Regions on which the
+            deciding outputs tie everywhere have no boundary line; they are listed in
+            ``skipped`` under ``"decision_boundary"``.
         anchors: float64 ``[A, 2]`` (s, t) coordinates of anchor points (e.g. the three samples
             the plane passes through), possibly empty.
-        rtol, area_rtol: the tolerances used (see module docstring).
     """
 
     origin: torch.Tensor
@@ -325,31 +351,13 @@ class PlanePartition:
     extent: float
     vertices: np.ndarray
     n_vertices: np.ndarray
-    codes: np.ndarray
-    n_bits: int
-    layer_names: tuple[str, ...]
-    layer_kinds: tuple[str, ...]
-    layer_bits: tuple[int, ...]
-    affine: np.ndarray
     areas: np.ndarray
-    layer_region_counts: np.ndarray
     decision_boundary: np.ndarray
     anchors: np.ndarray
-    rtol: float
-    area_rtol: float
-
-    @property
-    def n_regions(self) -> int:
-        """Number of regions R."""
-        return len(self.n_vertices)
 
     def polygons(self) -> list[np.ndarray]:
         """Each region's ``[n_vertices, 2]`` polygon."""
         return [self.vertices[i, :n] for i, n in enumerate(self.n_vertices)]
-
-    def bits(self) -> np.ndarray:
-        """bool ``[R, n_bits]``: the unpacked codes."""
-        return np.unpackbits(self.codes, axis=1, count=self.n_bits).astype(bool)
 
     def centroids(self) -> np.ndarray:
         """``[R, 2]`` area centroids (interior points) of the regions."""
@@ -374,14 +382,18 @@ class PlanePartition:
 
 
 def _decision_boundary(
-    verts: np.ndarray, count: np.ndarray, affine: np.ndarray, extent: float
-) -> np.ndarray:
-    tol = 1e-12 * extent
+    verts: np.ndarray, count: np.ndarray, affine: np.ndarray
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Segments where the predicted class changes, and ``skipped`` entries for regions where
+    the deciding outputs tie on the whole region (a 2-D tie has no boundary line)."""
     n_out = affine.shape[2]
     if n_out == 1:
-        segments, _ = polygons.line_in_polygons(verts, count, affine[:, :, 0], None, tol)
-        return segments
-    found = []
+        g = affine[:, :, 0]
+        segments, _ = polygons.line_in_polygons(verts, count, g, None, 0.0)
+        tied = np.nonzero((g == 0).all(axis=1))[0]
+        return segments, _tie_entries(tied, "the output is identically 0")
+    found, skipped = [], []
+    centres = None
     for i in range(n_out):
         for j in range(i + 1, n_out):
             g = affine[:, :, i] - affine[:, :, j]
@@ -389,16 +401,41 @@ def _decision_boundary(
             extra = affine[:, :, i, None] - affine[:, :, others] if others else None
             if extra is not None:
                 extra = np.transpose(extra, (0, 2, 1))
+            flat = np.nonzero((g == 0).all(axis=1))[0]
+            if len(flat):
+                centres = polygons.centroids(verts) if centres is None else centres
+                skipped += _tie_entries(
+                    _on_top(flat, centres, extra), f"outputs {i} and {j} tie everywhere"
+                )
             # Only regions where the pair's line can meet the polygon matter.
             f = g[:, 0, None] + verts[..., 0] * g[:, 1, None] + verts[..., 1] * g[:, 2, None]
             rows = np.nonzero((f.max(axis=1) >= 0) & (f.min(axis=1) <= 0))[0]
             if not len(rows):
                 continue
             segments, _ = polygons.line_in_polygons(
-                verts[rows], count[rows], g[rows], None if extra is None else extra[rows], tol
+                verts[rows], count[rows], g[rows], None if extra is None else extra[rows], 0.0
             )
             found.append(segments)
-    return np.concatenate(found) if found else np.zeros((0, 2, 2))
+    return (np.concatenate(found) if found else np.zeros((0, 2, 2))), skipped
+
+
+def _on_top(rows: np.ndarray, centres: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+    """The regions among ``rows`` where the pair is not beaten by another output at the
+    region's centroid (``extra [R, J, 3]``: the pair's output minus each other output)."""
+    if extra is None:
+        return rows
+    c = centres[rows]
+    e = extra[rows]
+    margin = e[..., 0] + c[:, 0, None] * e[..., 1] + c[:, 1, None] * e[..., 2]
+    return rows[(margin >= 0).all(axis=1)]
+
+
+def _tie_entries(rows: np.ndarray, why: str) -> list[tuple[str, str]]:
+    """One ``("decision_boundary", reason)`` entry naming the tied regions (if any)."""
+    if not len(rows):
+        return []
+    shown = ", ".join(str(int(r)) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+    return [("decision_boundary", f"{why} on {len(rows)} region(s) [{shown}]: no boundary line")]
 
 
 def _check_plane(origin, u, v, extent) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
@@ -434,7 +471,6 @@ def regions_in_plane(
     *,
     anchors: np.ndarray | None = None,
     rtol: float = 1e-10,
-    area_rtol: float = 1e-13,
 ) -> PlanePartition:
     """Exact activation regions of ``model`` in ``{origin + s·u + t·v : |s|, |t| <= extent}``.
 
@@ -444,16 +480,18 @@ def regions_in_plane(
         origin, u, v: one input each, shape ``[*input_shape]`` (no batch dimension).
         extent: half-width of the square, > 0.
         anchors: optional ``[A, 2]`` (s, t) points to carry along for plotting.
-        rtol: relative tolerance for "a vertex lies on a unit's line".
-        area_rtol: pieces with area below ``area_rtol · (2·extent)²`` are not split off.
+        rtol: the vertex tolerance, relative: a vertex lies on a unit's line when the unit's
+            value there is within ``rtol · (|z0| + extent·(|z_s| + |z_t|))`` (see the module
+            docstring for what it resolves); in [1e-15, 1e-3].
 
     Returns:
         :class:`PlanePartition`: one convex polygon per realised activation pattern of positive
         area, with codes, affine maps, areas, per-layer region counts and the decision boundary.
     """
     origin, u, v, extent = _check_plane(origin, u, v, extent)
+    rtol = check_rtol(rtol)
     gm = trace(model)
-    domain = PlaneDomain(extent, rtol, area_rtol)
+    domain = PlaneDomain(extent, rtol)
     coef = torch.stack([origin, u, v])[None]
     try:
         result = propagate(gm, domain, Affine(coef))
@@ -464,15 +502,22 @@ def regions_in_plane(
             f"origin: shape {tuple(origin.shape)} does not fit model {type(model).__name__}: "
             f"{type(error).__name__}: {error}"
         ) from error
-    return _partition(result, domain, origin, u, v, extent, anchors, rtol, area_rtol)
+    return _partition(result, domain, origin, u, v, extent, anchors, rtol)
 
 
-def _partition(result, domain, origin, u, v, extent, anchors, rtol, area_rtol) -> PlanePartition:
+def _partition(result, domain, origin, u, v, extent, anchors, rtol) -> PlanePartition:
     records: list[UnitRecord] = result.records
-    bits = code_bits(records, result.states)
+    bits = code_bits(records, result.states, domain.size)
     width = int(domain.count.max())
     verts = np.ascontiguousarray(domain.verts[:, :width])
     affine = result.output.coef.reshape(domain.size, 3, -1).numpy()
+    areas = polygons.areas(verts)
+    if not (areas > 0).all():
+        raise SplinescopeError(
+            f"exact plane: {int((areas <= 0).sum())} region(s) without positive area "
+            f"(rtol={rtol} is too small for this model's float64 precision)"
+        )
+    boundary, ties = _decision_boundary(verts, domain.count, affine)
     return PlanePartition(
         origin=origin,
         u=u,
@@ -486,12 +531,12 @@ def _partition(result, domain, origin, u, v, extent, anchors, rtol, area_rtol) -
         layer_kinds=tuple(r.kind for r in records),
         layer_bits=tuple(r.bits for r in records),
         affine=affine,
-        areas=polygons.areas(verts),
+        areas=areas,
         layer_region_counts=np.array(result.layer_sizes, dtype=np.int64),
-        decision_boundary=_decision_boundary(verts, domain.count, affine, extent),
+        decision_boundary=boundary,
         anchors=np.zeros((0, 2)) if anchors is None else np.asarray(anchors, dtype=np.float64),
         rtol=rtol,
-        area_rtol=area_rtol,
+        skipped=tuple(result.skipped) + tuple(ties),
     )
 
 
