@@ -8,7 +8,6 @@ from splinescope.errors import SplinescopeError
 from splinescope.monitor import (
     AccuracyProbe,
     AdversarialProbe,
-    AttackSpec,
     EverySchedule,
     ExplicitSchedule,
     LocalComplexityProbe,
@@ -17,7 +16,14 @@ from splinescope.monitor import (
     UnitActivityProbe,
     WeightNormProbe,
 )
-from splinescope.store import RunStore, load_arrays, load_errors, load_metrics, load_runs
+from splinescope.store import (
+    RunStore,
+    load_arrays,
+    load_errors,
+    load_metrics,
+    load_probes,
+    load_runs,
+)
 from splinescope.train import mse_onehot
 
 
@@ -42,7 +48,7 @@ class Count:
 class Meddler:
     """A careless probe: draws from every global RNG, flips modes, writes .grad and BN stats."""
 
-    name, needs = "meddler", ()
+    name, needs = "meddler", ("train",)
 
     def compute(self, model, ctx):
         import random
@@ -180,11 +186,7 @@ def _train(monitor_dir=None, steps=20):
     probes = [
         AccuracyProbe(),
         LocalComplexityProbe(radius=0.1, n_vertices=8, n_points=30),
-        AdversarialProbe(
-            attacks=(AttackSpec("pgd", "linf", eps=0.05, steps=3),),
-            n_points=20,
-            splits=("test", "train"),
-        ),
+        AdversarialProbe(eps=(0.05,), steps=3, n_points=20, splits=("test", "train")),
         WeightNormProbe(),
         UnitActivityProbe(),
         Meddler(),
@@ -218,3 +220,64 @@ def test_measuring_never_changes_the_run(tmp_path):
     for (name, a), b in zip(plain.state_dict().items(), watched.state_dict().values()):
         assert torch.equal(a, b), name
     assert len(load_metrics(tmp_path, load_runs(tmp_path).iloc[0]["run_id"])) > 50
+
+
+def test_each_probe_runs_on_its_own_schedule(tmp_path, model, context):
+    fast, slow = Count(), Count()
+    slow.name = "slow"
+    with Monitor(
+        model, [fast, (slow, ExplicitSchedule([0, 9]))], tmp_path, EverySchedule(3),
+        context=context,
+    ) as m:
+        ran = [sorted(r) for step in range(10) if (r := m.step(step)) is not None]
+    assert fast.calls == [0, 3, 6, 9] and slow.calls == [0, 9]
+    assert ran == [["count", "slow"], ["count"], ["count"], ["count", "slow"]]
+    specs = load_probes(tmp_path, m.run_id)
+    assert list(specs) == ["count", "slow"]
+    assert specs["slow"]["schedule"] == "ExplicitSchedule(steps=(0, 9))"
+
+
+def test_lc_at_several_radii_in_one_run(tmp_path, model, context):
+    probes = [
+        LocalComplexityProbe(radius=r, n_vertices=8, n_points=30, name=f"lc_r{r:g}")
+        for r in (0.05, 0.5)
+    ]
+    with Monitor(model, probes, tmp_path, ExplicitSchedule([0]), context=context) as m:
+        results = m.step(0)
+    small, large = results["lc_r0.05"], results["lc_r0.5"]
+    assert small.scalars["train_total"] <= large.scalars["train_total"]
+    specs = load_probes(tmp_path, m.run_id)
+    assert specs["lc_r0.05"]["kind"] == "lc" and specs["lc_r0.5"]["config"]["radius"] == 0.5
+    assert any(s["headline"] for s in specs["lc_r0.5"]["outputs"]["scalars"])
+
+
+def test_probes_get_only_what_they_declare(tmp_path, model, context):
+    seen = {}
+
+    class Peek(Count):
+        name, needs = "peek", ("test",)
+
+        def compute(self, model, ctx):
+            seen.update(train=ctx.x_train, test=ctx.x_test, loss=ctx.loss_fn)
+            return super().compute(model, ctx)
+
+    with Monitor(model, [Peek()], tmp_path, EverySchedule(1), context=context) as m:
+        m.step(0)
+    assert seen["train"] is None and seen["loss"] is None and seen["test"] is context.x_test
+
+
+def test_monitor_state_survives_a_resume(tmp_path, model, context):
+    first = Monitor(model, [Boom(), Count()], tmp_path, EverySchedule(1), context=context)
+    first.step(0)
+    first.step(1)
+    state = first.state_dict()
+    first.close("interrupted")
+    again = Monitor(
+        model, [Boom(), Count()], tmp_path, EverySchedule(1), context=context, run_id=first.run_id
+    )
+    again.load_state_dict(state)
+    assert again.errors == 2 and again.probe_errors == {"boom": 2}
+    assert again.last_step == 1 and again.latest == {"count": {"n": 2.0}}
+    other = Monitor(model, [Count()], tmp_path, EverySchedule(2), context=context)
+    with pytest.raises(SplinescopeError, match="differ"):
+        other.load_state_dict(state)

@@ -5,38 +5,29 @@ import torch
 from splinescope.errors import SplinescopeError
 from splinescope.monitor import (
     AccuracyProbe,
-    AdversarialProbe,
-    AttackSpec,
-    LocalComplexityProbe,
+    Outputs,
     ProbeContext,
     ProbeResult,
-    UnitActivityProbe,
-    WeightNormProbe,
+    ScalarKey,
     check_probe,
+    kinds,
     random_points,
 )
 from splinescope.monitor.probe import subset
 
-
-def shipped_probes():
-    return [
-        AccuracyProbe(),
-        LocalComplexityProbe(radius=0.1, n_vertices=8, n_points=40),
-        AdversarialProbe(
-            attacks=(
-                AttackSpec("fgsm", "linf", eps=0.05),
-                AttackSpec("pgd", "l2", eps=0.2, steps=3),
-            ),
-            splits=("test", "train"),
-            n_points=30,
-        ),
-        WeightNormProbe(),
-        UnitActivityProbe(),
-    ]
+# Cheap settings for the conformance run on a tiny model (every other field at its default).
+CHEAP = {
+    "lc": {"n_vertices": 8, "n_points": 40},
+    "adversarial": {"n_points": 30, "steps": 3, "splits": ("test", "train")},
+    "hessian": {"k": 2, "n_points": 32},
+    "codes": {"n_points": 60},
+    "partition": {"dpi": 30},
+}
 
 
-@pytest.mark.parametrize("probe", shipped_probes(), ids=lambda p: p.name)
-def test_every_shipped_probe_passes_the_conformance_check(probe, model, context):
+@pytest.mark.parametrize("kind", sorted(kinds()))
+def test_every_registered_kind_passes_the_conformance_check(kind, model, context):
+    probe = kinds()[kind].build(CHEAP.get(kind, {}))
     result = check_probe(probe, model, context)
     assert result.scalars and all(np.isfinite(v) for v in result.scalars.values())
 
@@ -46,6 +37,13 @@ class _Rogue:
 
     def __init__(self, what):
         self.name, self.needs, self.what = f"rogue-{what}", (), what
+
+    def outputs(self):
+        if self.what == "undeclared":
+            return Outputs((ScalarKey("b", "b"),))
+        if self.what == "unemitted":
+            return Outputs((ScalarKey("a", "a"), ScalarKey("c", "c")))
+        return Outputs((ScalarKey("a", "a"),))
 
     def compute(self, model, ctx):
         if self.what == "rng":
@@ -65,20 +63,33 @@ class _Rogue:
             return {"a": 1.0}
         elif self.what == "nan":
             return ProbeResult(scalars={"a": float("nan")})
+        elif self.what == "python_rng":
+            import random
+
+            random.random()
+        elif self.what == "undeclared_need":
+            return ProbeResult(scalars={"a": float(ctx.x_test.sum())})
+        elif self.what == "random":
+            return ProbeResult(scalars={"a": float(np.random.default_rng().random())})
         return ProbeResult(scalars={"a": 1.0})
 
 
 @pytest.mark.parametrize(
     "what, message",
     [
-        ("rng", "torch_rng"),
-        ("numpy_rng", "numpy_rng"),
+        ("rng", r"RNG state \(torch\)"),
+        ("numpy_rng", r"RNG state \(numpy\)"),
+        ("python_rng", r"RNG state \(python\)"),
         ("mode", "modes"),
-        ("grad", "grads"),
-        ("params", "params"),
+        ("grad", r"\.grad of 0\.weight"),
+        ("params", "parameter 0.weight"),
         ("hook", "hooks"),
         ("result", "ProbeResult"),
         ("nan", "not finite"),
+        ("undeclared", r"undeclared key\(s\) \['a'\]"),
+        ("unemitted", r"did not emit: \['c'\]"),
+        ("undeclared_need", "NoneType"),
+        ("random", "not deterministic"),
     ],
 )
 def test_conformance_check_catches_each_broken_promise(what, message, model, context):

@@ -232,7 +232,20 @@ def categorisation(
     n_neighbors: int = 1,
     seed: int = 0,
 ) -> CodeCategorisation:
-    """KNN (Hamming), logistic regression and K-means (Hungarian-matched) accuracies on codes."""
+    """KNN (Hamming), logistic regression and K-means (Hungarian-matched) accuracies on codes.
+
+    scikit-learn's estimators draw from Python's global ``random`` module; every global RNG
+    is restored afterwards (:func:`splinescope.nn.guard.preserved_rng`).
+    """
+    from splinescope.nn.guard import preserved_rng
+
+    with preserved_rng():
+        return _categorisation(train, y_train, test, y_test, n_neighbors, seed)
+
+
+def _categorisation(
+    train, y_train, test, y_test, n_neighbors: int, seed: int
+) -> CodeCategorisation:
     from sklearn.cluster import KMeans
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier

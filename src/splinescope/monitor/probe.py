@@ -252,7 +252,13 @@ def check_probe(probe: Any, model: nn.Module, ctx: ProbeContext) -> ProbeResult:
         results = []
         for _ in range(2):
             before = ModelState.capture(model, values=True)
-            result = probe.compute(model, restricted)
+            try:
+                result = probe.compute(model, restricted)
+            except Exception as exc:
+                raise SplinescopeError(
+                    f"probe {name!r}: compute raised {type(exc).__name__}: {exc} (it is given "
+                    f"only what its needs {needs} name; the rest of the context is None)"
+                ) from exc
             changed = before.changes(ModelState.capture(model, values=True))
             if changed:
                 raise SplinescopeError(
