@@ -67,3 +67,18 @@ def test_nll_and_brier():
     assert r.nll == pytest.approx(-np.mean(np.log(p[np.arange(300), y])))
     assert r.brier == pytest.approx(np.mean(((p - np.eye(3)[y]) ** 2).sum(1)))
     assert "equal-width" in r.variant and "ECE" in r.variant
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_confidences_on_edges_follow_the_stated_rule(dtype):
+    conf = torch.tensor([0.5, 0.75, 0.3, 0.7, 0.6, 0.9], dtype=dtype)
+    probs = torch.stack([conf, 1 - conf], dim=1)
+    labels = torch.zeros(6, dtype=torch.long)
+    for n_bins in (4, 10, 20):
+        r = calibration_error(probs, labels, n_bins=n_bins)
+        c64 = probs.max(dim=1).values.double()
+        edges = r.edges
+        want = [min(int((c >= edges[1:-1]).sum()), n_bins - 1) for c in c64]
+        got = torch.zeros(n_bins, dtype=torch.long).index_add_(
+            0, torch.tensor(want), torch.ones(6, dtype=torch.long))
+        assert r.counts.tolist() == got.tolist(), n_bins
