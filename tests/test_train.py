@@ -3,11 +3,12 @@ import dataclasses
 import pytest
 import torch
 
+from cheap_probes import cheap
 from splinescope.errors import SplinescopeError
 from splinescope.presets import preset_config
 from splinescope.store import load_metrics, load_runs
+from splinescope.store.checkpoints import CHECKPOINT
 from splinescope.train import (
-    CHECKPOINT,
     BatchSampler,
     TrainConfig,
     apply_overrides,
@@ -25,25 +26,20 @@ TINY = {
     "init_scale": 2.0,
     "steps": 30,
     "batch_size": 40,
-    "schedule": "every",
-    "every": 10,
-    "lc_points": 40,
-    "lc_vertices": 8,
-    "adv_points": 30,
-    "adv_steps": 2,
+    "schedule": "every:10",
 }
 
 
 def tiny_config(**changes) -> TrainConfig:
-    return apply_overrides(TrainConfig(), {**TINY, **changes})
+    return cheap(TrainConfig(), **{**TINY, **changes})
 
 
 def test_overrides_are_type_checked_against_the_fields():
-    config = apply_overrides(TrainConfig(), {"lr": 1, "steps": 7, "probes": ["accuracy"]})
+    config = apply_overrides(TrainConfig(), {"lr": 1, "steps": 7, "probes": [{"kind": "accuracy"}]})
     assert config.lr == 1.0 and isinstance(config.lr, float)
-    assert config.steps == 7 and config.probes == ("accuracy",)
+    assert config.steps == 7 and config.probes == ({"kind": "accuracy"},)
     with pytest.raises(
-        SplinescopeError, match="'stpes' is unknown.*did you mean steps.*allowed fields: name"
+        SplinescopeError, match="'stpes' is unknown.*did you mean steps.*valid fields: name"
     ):
         apply_overrides(TrainConfig(), {"stpes": 3})
     with pytest.raises(SplinescopeError, match="'steps': expected an integer, got '3'"):
@@ -51,33 +47,96 @@ def test_overrides_are_type_checked_against_the_fields():
     with pytest.raises(SplinescopeError, match="'batchnorm': expected true or false"):
         apply_overrides(TrainConfig(), {"batchnorm": 1})
     with pytest.raises(
-        SplinescopeError,
-        match="'optimizer': 'lion' is not allowed; allowed values: adamw, adam, sgd",
+        SplinescopeError, match="'optimizer': expected one of 'adamw', 'adam', 'sgd'"
     ):
         apply_overrides(TrainConfig(), {"optimizer": "lion"})
+    with pytest.raises(SplinescopeError, match="'activation': 'abs' is not allowed"):
+        apply_overrides(TrainConfig(), {"activation": "abs"})
     with pytest.raises(
-        SplinescopeError, match="'probes': 'curvature' is not allowed; allowed values: accuracy"
+        SplinescopeError, match="probe kind 'curvature' is not registered; registered kinds: "
     ):
-        apply_overrides(TrainConfig(), {"probes": ["accuracy", "curvature"]})
+        apply_overrides(TrainConfig(), {"probes": [{"kind": "accuracy"}, {"kind": "curvature"}]})
     with pytest.raises(SplinescopeError, match="'lr': must be a finite number > 0"):
         apply_overrides(TrainConfig(), {"lr": -1.0})
-    with pytest.raises(SplinescopeError, match="'lc_vertices': must be even"):
-        apply_overrides(TrainConfig(), {"lc_vertices": 7})
+    with pytest.raises(SplinescopeError, match="n_vertices: must be even"):
+        apply_overrides(TrainConfig(), {"probes.lc.n_vertices": 7})
+    with pytest.raises(SplinescopeError, match=r"probe 'lc' \(kind 'lc'\) field 'raduis' is unknown"):
+        apply_overrides(TrainConfig(), {"probes.lc.raduis": 0.1})
+    with pytest.raises(SplinescopeError, match="names must be unique"):
+        apply_overrides(TrainConfig(), {"probes": [{"kind": "lc"}, {"kind": "lc"}]})
+    with pytest.raises(SplinescopeError, match="schedule"):
+        apply_overrides(TrainConfig(), {"schedule": "sometimes"})
+
+
+def test_probe_tables_set_add_and_remove_probes():
+    config = TrainConfig()
+    changed = apply_overrides(
+        config,
+        {
+            "probes.lc.radius": parse_assignment("probes.lc.radius=0.1")[1],
+            "probes.lc5.kind": "lc",
+            "probes.lc5.radius": 5,
+            "probes.hessian.kind": "hessian",
+            "probes.hessian.schedule": "log:10",
+            "probes.units": "off",
+        },
+    )
+    tables = {t.name: t for t in changed.probe_tables()}
+    assert tables["lc"].options["radius"] == 0.1 and tables["lc5"].options["radius"] == 5.0
+    assert tables["hessian"].schedule == "log:10" and "units" not in tables
+    with pytest.raises(SplinescopeError, match="no probe named 'nope'"):
+        apply_overrides(config, {"probes.nope.radius": 1.0})
+    with pytest.raises(SplinescopeError, match="expected a number"):
+        apply_overrides(config, {"probes.lc.radius": parse_assignment("probes.lc.radius=big")[1]})
+
+
+def test_each_probe_gets_its_schedule_and_the_runs_seed():
+    from splinescope.train import make_probes
+
+    config = apply_overrides(
+        TrainConfig(steps=1000, seed=7),
+        {"probes.hessian.kind": "hessian", "probes.hessian.schedule": "log:10"},
+    )
+    built = {probe.name: (probe, schedule) for probe, schedule in make_probes(config)}
+    assert len(built["hessian"][1].steps_until(1000)) < len(built["accuracy"][1].steps_until(1000))
+    assert built["lc"][0].seed == 7 and built["hessian"][0].seed == 7
 
 
 def test_command_line_assignments_are_read_as_the_fields_type():
-    assert parse_assignment("lr=3e-4") == ("lr", 3e-4)
-    assert parse_assignment("steps = 12") == ("steps", 12)
-    assert parse_assignment("batchnorm=true") == ("batchnorm", True)
-    assert parse_assignment("channels=8,16") == ("channels", (8, 16))
-    assert parse_assignment("probes=accuracy,lc") == ("probes", ("accuracy", "lc"))
-    assert parse_assignment("data_options.p=11") == ("data_options.p", 11)
+    def parsed(text):
+        key, value = parse_assignment(text)
+        return key, getattr(apply_overrides(TrainConfig(), {key: value}), key.split(".")[0])
+
+    assert parsed("lr=3e-4") == ("lr", 3e-4)
+    assert parsed("steps = 12") == ("steps", 12)
+    assert parsed("batchnorm=true") == ("batchnorm", True)
+    assert parsed("channels=8,16") == ("channels", (8, 16))
+    assert parsed("data_options.p=11") == ("data_options.p", {"p": 11})
     with pytest.raises(SplinescopeError, match="'steps': expected an integer, got 'many'"):
-        parse_assignment("steps=many")
+        parsed("steps=many")
     with pytest.raises(SplinescopeError, match="unknown"):
         parse_assignment("nope=1")
     with pytest.raises(SplinescopeError, match="KEY=VALUE"):
         parse_assignment("steps")
+    with pytest.raises(SplinescopeError, match="probes.NAME.FIELD"):
+        parse_assignment("probes=accuracy,lc")
+
+
+def test_toml_probe_tables(tmp_path):
+    path = tmp_path / "two-radii.toml"
+    path.write_text(
+        'preset = "grok-digits"\nsteps = 50\n'
+        '[[probes]]\nkind = "accuracy"\n'
+        '[[probes]]\nkind = "lc"\nname = "lc_r005"\nradius = 0.05\n'
+        '[[probes]]\nkind = "lc"\nname = "lc_r05"\nradius = 0.5\nschedule = "every:10"\n'
+    )
+    config = load_config_file(path, preset_config)
+    names = [t.name for t in config.probe_tables()]
+    assert names == ["accuracy", "lc_r005", "lc_r05"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[probes]]\nkind = "lc"\nradius = "wide"\n')
+    with pytest.raises(SplinescopeError, match=r"bad.toml.*field 'radius': expected a number"):
+        load_config_file(bad, preset_config)
 
 
 def test_config_round_trips_through_its_dict():
@@ -135,7 +194,7 @@ def test_a_tiny_run_stores_metrics_checkpoint_and_summary(tmp_path):
     assert runs.iloc[0]["status"] == "finished" and runs.iloc[0]["config"]["width"] == 24
     metrics = load_metrics(tmp_path, result.run_id)
     assert sorted(set(metrics["step"])) == [0, 10, 20, 30]
-    assert set(metrics["probe"]) == {"accuracy", "lc", "adversarial", "weights", "units"}
+    assert set(metrics["probe"]) == {"accuracy", "lc", "fgsm", "pgd", "weights", "units"}
     assert "interpolation_step" in result.summary and runs.iloc[0]["summary"] == result.summary
     assert (tmp_path / result.run_id / CHECKPOINT).exists()
     assert [p.step for p in seen if p.measured] == [0, 10, 20, 30]
@@ -146,7 +205,7 @@ def test_a_tiny_run_stores_metrics_checkpoint_and_summary(tmp_path):
 
 
 def _final_state(runs_dir, run_id):
-    return torch.load(runs_dir / run_id / CHECKPOINT, weights_only=False)["model"]
+    return torch.load(runs_dir / run_id / CHECKPOINT, weights_only=True)["model"]
 
 
 def test_interrupt_then_resume_gives_the_uninterrupted_run(tmp_path):
