@@ -100,7 +100,10 @@ def line_in_polygons(
         extra: ``[B, J, 3]`` or None; tol: minimum length of a kept segment.
 
     Returns:
-        ``(segments [S, 2, 2], row [S])``: the non-empty segments and the polygon of each.
+        ``(segments [S, 2, 2], row [S])``: the segments longer than ``tol`` and the polygon of
+        each. A row whose g is constant (``g1 = g2 = 0``) has no line and gives no segment;
+        when g is identically 0 there, the caller decides what the tie means (the plane's
+        decision boundary lists such regions in ``skipped``).
     """
     norm2 = g[:, 1] ** 2 + g[:, 2] ** 2
     ok = norm2 > 0
