@@ -2,19 +2,21 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from cheap_probes import cheap_args
 from splinescope.cli import app
-from splinescope.presets import PRESETS
+from splinescope.presets import PRESETS, preset_config
 from splinescope.store import DB_FILENAME, load_metrics, load_runs
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
 # grok-digits with few cheap probe steps: a real preset run through the CLI in seconds.
-CHEAP = [
-    "--set", "schedule_points=6",
-    "--set", "lc_points=40",
-    "--set", "adv_points=30",
-    "--set", "adv_steps=2",
-]  # fmt: skip
+CHEAP = ["--set", "schedule=log:6", *cheap_args(preset_config("grok-digits"))]
+# Only the accuracy probe (and the weights where named): the other default probes removed.
+ONLY_ACCURACY = [
+    arg
+    for name in ("lc", "fgsm", "pgd", "units", "weights")
+    for arg in ("--set", f"probes.{name}=off")
+]
 
 
 def invoke(*args):
@@ -66,7 +68,7 @@ def test_bad_config_field_names_the_field_and_allowed_values(tmp_path):
         app, ["run", "grok-digits", "--set", "optimizer=lion", "--runs-dir", str(tmp_path)]
     )
     assert result.exit_code == 2
-    assert "'optimizer'" in result.output and "adamw, adam, sgd" in result.output
+    assert "'optimizer'" in result.output and "'adamw', 'adam', 'sgd'" in result.output
     result = runner.invoke(
         app, ["run", "grok-digits", "--set", "lrr=1", "--runs-dir", str(tmp_path)]
     )
@@ -90,12 +92,21 @@ def test_toml_config_file_runs(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text(
         'preset = "grok-digits"\nname = "from-toml"\nsteps = 6\nwidth = 16\nn_train = 100\n'
-        'probes = ["accuracy", "weights"]\nschedule = "every"\nevery = 3\n'
+        'schedule = "every:3"\n[[probes]]\nkind = "accuracy"\n[[probes]]\nkind = "weights"\n'
     )
     result = invoke("run", config, "--runs-dir", tmp_path / "runs", "--quiet")
     assert result.exit_code == 0, result.output
     run = load_runs(tmp_path / "runs").iloc[0]
     assert run["name"] == "from-toml" and run["config"]["width"] == 16
+    assert set(load_metrics(tmp_path / "runs", run["run_id"])["probe"]) == {"accuracy", "weights"}
+
+
+def test_probes_lists_every_registered_kind_with_fields_and_defaults():
+    result = invoke("probes")
+    assert result.exit_code == 0
+    for kind in ("accuracy", "lc", "adversarial", "hessian", "codes", "partition"):
+        assert any(line.startswith(kind + " ") for line in result.output.splitlines())
+    assert "radius" in result.output and "0.05" in result.output and "schedule" in result.output
 
 
 def test_ctrl_c_marks_interrupted_and_resume_continues(tmp_path, monkeypatch):
@@ -114,8 +125,7 @@ def test_ctrl_c_marks_interrupted_and_resume_continues(tmp_path, monkeypatch):
         "n_train=100",
         "--set",
         "width=16",
-        "--set",
-        "probes=accuracy",
+        *ONLY_ACCURACY,
     ]
     result = invoke(
         "run",
@@ -123,9 +133,7 @@ def test_ctrl_c_marks_interrupted_and_resume_continues(tmp_path, monkeypatch):
         "--steps",
         9,
         "--set",
-        "schedule=every",
-        "--set",
-        "every=3",
+        "schedule=every:3",
         *args[:2],
         *args[2:],
     )
@@ -161,7 +169,7 @@ def test_a_real_sigint_marks_the_run_interrupted_and_keeps_its_data(tmp_path):
     command = [
         sys.executable, "-c", "from splinescope.cli import app; app()",
         "run", "grok-digits", "--steps", "1000000", "--runs-dir", str(tmp_path), "--quiet",
-        "--set", "probes=accuracy,weights", "--set", "width=16", "--set", "n_train=100",
+        *ONLY_ACCURACY[:-2], "--set", "width=16", "--set", "n_train=100",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -6,21 +6,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cheap_probes import cheap_args
 from splinescope.cli import app
+from splinescope.presets import preset_config
 from splinescope.store import load_metrics, load_runs
 from splinescope.train import snapshot_steps
 
 runner = CliRunner(env={"COLUMNS": "200"})
-CHEAP = [
-    "--set",
-    "schedule_points=4",
-    "--set",
-    "lc_points=30",
-    "--set",
-    "adv_points=20",
-    "--set",
-    "adv_steps=1",
-]
+CHEAP = ["--set", "schedule=log:4", *cheap_args(preset_config("grok-digits"))]
 
 
 def invoke(*args):
