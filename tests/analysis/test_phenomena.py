@@ -176,9 +176,9 @@ def test_detect_phenomena_on_a_grokking_run():
     assert out["robust_generalization_step"] == r_gen
     assert out["robustness_gap"] == pytest.approx(r_gen / interp)
     assert out["lc_descent_step"] == first_at_or_after(grid, T_DESCENT)
-    assert out["adversarial_key"] == "pgd_linf_acc"  # preferred over fgsm
+    assert out["adversarial_key"] == "adversarial/pgd_linf_acc"  # preferred over fgsm
     assert out["interpolation_threshold"] == 0.99 and out["generalization_tolerance"] == 0.01
-    assert out["test_plateau"] == pytest.approx(0.9) and out["lc_key"] == "train_total"
+    assert out["test_plateau"] == pytest.approx(0.9) and out["lc_key"] == "lc/train_total"
     assert out["lc_descent_fraction"] == 0.25 and out["lc_peak_value"] == pytest.approx(
         lc_curve(out["lc_peak_step"])
     )

@@ -28,12 +28,12 @@ def _traces(fig, name):
 
 def test_accuracy_lc_figure_plots_the_stored_values_at_their_steps():
     run = _run()
-    fig = F.accuracy_lc_figure([run])
+    fig = F.headline_figure([run])
     for probe, key, label in [
-        ("accuracy", "train_acc", "train acc"),
-        ("accuracy", "test_acc", "test acc"),
-        ("adversarial", "pgd_linf_acc", "adversarial pgd linf"),
-        ("lc", "random_total", "random LC"),
+        ("accuracy", "train_acc", "train accuracy"),
+        ("accuracy", "test_acc", "test accuracy"),
+        ("adversarial", "pgd_linf_acc", "adversarial accuracy: pgd_linf"),
+        ("lc", "random_total", "LC near random points"),
     ]:
         (trace,) = _traces(fig, label)
         steps, values = run.series(probe, key)
@@ -46,7 +46,7 @@ def test_accuracy_lc_figure_plots_the_stored_values_at_their_steps():
 
 
 def test_phenomena_are_marked_in_both_panels_at_their_steps():
-    fig = F.accuracy_lc_figure([_run()])
+    fig = F.headline_figure([_run()])
     marks = [t for t in fig.figure.data if t.legendgroup and t.legendgroup.startswith("mark-")]
     by_name: dict[str, list] = {}
     for t in marks:
@@ -59,13 +59,13 @@ def test_phenomena_are_marked_in_both_panels_at_their_steps():
 
 def test_several_runs_are_told_apart_by_name_and_colour():
     a, b = _run("aaaa1111"), _run("bbbb2222", seed=1, last=5000)
-    fig = F.accuracy_lc_figure([a, b])
-    (ta,) = _traces(fig, "grok-digits (aaaa1111): test acc")
-    (tb,) = _traces(fig, "grok-digits (bbbb2222): test acc")
+    fig = F.headline_figure([a, b])
+    (ta,) = _traces(fig, "grok-digits (aaaa1111): test accuracy")
+    (tb,) = _traces(fig, "grok-digits (bbbb2222): test accuracy")
     assert ta.line.color != tb.line.color
     assert tb.customdata[-1] == 5000
     renamed = RunData("bbbb2222", "other", "finished", metrics=S.metrics_frame(1, 5000))
-    assert _traces(F.accuracy_lc_figure([a, renamed]), "other: train acc")
+    assert _traces(F.headline_figure([a, renamed]), "other: train accuracy")
 
 
 def test_builders_skip_what_was_not_logged_and_unknown_probes_get_panels():
@@ -75,7 +75,7 @@ def test_builders_skip_what_was_not_logged_and_unknown_probes_get_panels():
     assert F.lc_layers_figure([run]) is None
     assert F.hessian_figure([run]) is None
     assert F.density_figure([run]) is None
-    fig = F.accuracy_lc_figure([run])
+    fig = F.headline_figure([run])
     layout = fig.figure.layout.to_plotly_json()
     assert "yaxis2" not in layout and layout["yaxis"]["title"]["text"] == "accuracy"
     extra = pd.DataFrame(
@@ -85,13 +85,13 @@ def test_builders_skip_what_was_not_logged_and_unknown_probes_get_panels():
         f.slug
         for f in F.all_figures([RunData("r", "n", "running", metrics=pd.concat([only_acc, extra]))])
     ]
-    assert slugs == ["accuracy-lc", "loss", "probe-cka"]
+    assert slugs == ["headline", "loss", "probe-cka"]
 
 
 def test_all_figures_of_a_full_run():
     slugs = [f.slug for f in F.all_figures([_run()])]
     assert slugs == [
-        "accuracy-lc",
+        "headline",
         "loss",
         "lc-layers",
         "lc-class",
@@ -99,8 +99,8 @@ def test_all_figures_of_a_full_run():
         "units",
         "hessian",
         "hessian-density",
-        "probe-codes",
         "probe-hessian-other",
+        "probe-codes",
     ]
     (other,) = [f for f in F.all_figures([_run()]) if f.slug == "probe-hessian-other"]
     assert [t.name for t in other.figure.data] == ["n_outliers"]  # the key no figure shows
@@ -137,8 +137,8 @@ def test_hessian_trace_band_is_value_plus_minus_standard_error():
 
 def test_lc_totals_carry_their_standard_error_band():
     run = _run(last=1000)
-    fig = F.accuracy_lc_figure([run]).figure
-    (band,) = [t for t in fig.data if t.name == "train LC ± s.e."]
+    fig = F.headline_figure([run]).figure
+    (band,) = [t for t in fig.data if t.name == "LC near train points ± s.e."]
     _, lc = run.series("lc", "train_total")
     _, sem = run.series("lc", "train_total_sem")
     np.testing.assert_allclose(band.y[: len(lc)], lc + sem)

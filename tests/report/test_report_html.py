@@ -216,9 +216,9 @@ def test_png_bytes_accepts_png_files_and_images():
 
 def test_non_finite_last_values_are_shown_and_kept_parseable():
     metrics = S.metrics_frame(last=10)
-    metrics.loc[(metrics.key == "test_loss") & (metrics.step == 10), "value"] = float("nan")
+    metrics.loc[(metrics.key == "test_acc") & (metrics.step == 10), "value"] = float("nan")
     page = render_report([RunData("nan00001", "diverged", "crashed", metrics=metrics)])
-    (cell,) = [(a, t) for a, t in _cells(page) if a.get("data-metric") == "accuracy/test_loss"]
+    (cell,) = [(a, t) for a, t in _cells(page) if a.get("data-metric") == "accuracy/test_acc"]
     assert json.loads(cell[0]["data-value"]) == "nan" and cell[1] == "nan"
 
 

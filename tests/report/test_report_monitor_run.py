@@ -16,13 +16,12 @@ from splinescope.report.phenomena import PHENOMENA
 
 @pytest.mark.slow
 def test_report_of_a_monitored_training_run(tmp_path):
-    from splinescope.analysis.phenomena import detect_phenomena
+    from splinescope.analysis.phenomena import detect_run
     from splinescope.data import load_dataset
     from splinescope.models import build_model
     from splinescope.monitor import (
         AccuracyProbe,
         AdversarialProbe,
-        AttackSpec,
         LocalComplexityProbe,
         LogSchedule,
         Monitor,
@@ -41,10 +40,9 @@ def test_report_of_a_monitored_training_run(tmp_path):
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     probes = [
         AccuracyProbe(),
-        AdversarialProbe(
-            attacks=(AttackSpec("fgsm", "linf", eps=0.05),), splits=("test", "train"), n_points=50
-        ),
+        AdversarialProbe(attack="fgsm", eps=(0.05,), splits=("test", "train"), n_points=50),
         LocalComplexityProbe(radius=0.1, n_vertices=10, n_points=50),
+        LocalComplexityProbe(radius=0.5, n_vertices=10, n_points=50, name="lc_r05"),
         WeightNormProbe(),
         UnitActivityProbe(),
     ]
@@ -61,12 +59,21 @@ def test_report_of_a_monitored_training_run(tmp_path):
                 loss_fn(model(data.x_train[idx]), data.y_train[idx]).backward()
                 opt.step()
             mon.step(step)
-    store.set_summary(mon.run_id, detect_phenomena(load_metrics(runs, mon.run_id)))
+    store.set_summary(mon.run_id, detect_run(runs, mon.run_id))
     store.close()
 
     page = report_command(["tiny"], runs, tmp_path / "tiny.html").read_text(encoding="utf-8")
     slugs = re.findall(r'<figure class="fig" data-figure="([^"]+)"', page)
-    assert slugs == ["accuracy-lc", "loss", "lc-layers", "lc-class", "weights", "units"]
+    assert slugs == [
+        "headline",
+        "loss",
+        "lc-layers",
+        "lc-class",
+        "lc-layers-lc_r05",
+        "lc-class-lc_r05",
+        "weights",
+        "units",
+    ]
     summary = load_runs(runs).iloc[0]["summary"]
     assert re.findall(r'data-summary-key="([^"]+)"', page) == [
         *[k for k in PHENOMENA if k in summary],
@@ -77,14 +84,16 @@ def test_report_of_a_monitored_training_run(tmp_path):
     layers = sorted({k.split("/", 1)[1] for k in lc_keys if k.startswith("train/")})
     names = {t["name"] for t in _spec(page, "lc-layers")["data"]}
     assert layers and names == set(layers)
-    acc_names = {t["name"] for t in _spec(page, "accuracy-lc")["data"]}
+    acc_names = {t["name"] for t in _spec(page, "headline")["data"]}
     assert {
-        "train acc",
-        "test acc",
-        "adversarial fgsm linf",
-        "adversarial train fgsm linf",
+        "train accuracy",
+        "test accuracy",
+        "test accuracy under FGSM l∞, ε = 0.05",
+        "train accuracy under FGSM l∞, ε = 0.05",
     } <= acc_names
-    assert {"train LC", "test LC", "random LC"} <= acc_names
+    for split in ("train", "test", "random"):  # both radii, told apart by probe name
+        assert {f"LC near {split} points (lc)", f"LC near {split} points (lc_r05)"} <= acc_names
+    assert summary["lc_key"] == "lc/train_total"
 
 
 def _spec(page: str, slug: str) -> dict:
