@@ -35,12 +35,12 @@ from torch import nn
 
 from splinescope.errors import SplinescopeError
 from splinescope.geometry import polygons
-from splinescope.geometry.affine import (
+from splinescope.geometry._engine import (
     Affine,
     UnitRecord,
     as_sample,
     code_bits,
-    propagate,
+    propagate_input,
     trace,
 )
 from splinescope.geometry.partition import Partition, check_rtol
@@ -493,15 +493,9 @@ def regions_in_plane(
     gm = trace(model)
     domain = PlaneDomain(extent, rtol)
     coef = torch.stack([origin, u, v])[None]
-    try:
-        result = propagate(gm, domain, Affine(coef))
-    except SplinescopeError:
-        raise
-    except Exception as error:
-        raise SplinescopeError(
-            f"origin: shape {tuple(origin.shape)} does not fit model {type(model).__name__}: "
-            f"{type(error).__name__}: {error}"
-        ) from error
+    result = propagate_input(
+        gm, domain, Affine(coef), model=model, argument="origin", shape=tuple(origin.shape)
+    )
     return _partition(result, domain, origin, u, v, extent, anchors, rtol)
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from splinescope.errors import SplinescopeError
-from splinescope.geometry.affine import Affine, as_sample, code_bits, propagate, trace
+from splinescope.geometry._engine import Affine, as_sample, code_bits, propagate_input, trace
 from splinescope.geometry.partition import Partition, check_rtol
 
 
@@ -197,15 +197,9 @@ def regions_on_segment(
     gm = trace(model)
     domain = SegmentDomain(rtol)
     coef = torch.stack([start, stop - start])[None]
-    try:
-        result = propagate(gm, domain, Affine(coef))
-    except SplinescopeError:
-        raise
-    except Exception as error:
-        raise SplinescopeError(
-            f"a: shape {tuple(start.shape)} does not fit model {type(model).__name__}: "
-            f"{type(error).__name__}: {error}"
-        ) from error
+    result = propagate_input(
+        gm, domain, Affine(coef), model=model, argument="a", shape=tuple(start.shape)
+    )
     bits = code_bits(result.records, result.states, domain.size)
     crossings = [int((state[1:] != state[:-1]).sum()) for state in result.states]
     return SegmentPartition(
