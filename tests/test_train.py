@@ -231,7 +231,7 @@ def test_interrupt_then_resume_gives_the_uninterrupted_run(tmp_path):
 def test_an_unwritable_runs_directory_fails_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(SplinescopeError, match="runs directory .* not writable"):
+    with pytest.raises(SplinescopeError, match="runs_dir .* is not a writable directory"):
         train(tiny_config(), runs_dir=blocker / "runs")
 
 

@@ -4,7 +4,6 @@ Monitor attached, checkpoints at every probe step, exact resume, phenomena at th
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -40,18 +39,11 @@ from splinescope.train.config import TrainConfig
 
 
 def check_runs_dir(runs_dir: str | os.PathLike) -> Path:
-    """Create ``runs_dir`` if needed and prove it is writable; a clear error if not."""
-    path = Path(runs_dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise SplinescopeError(
-            f"runs directory {str(path)!r} is not writable ({exc.strerror or exc}); "
-            "choose another with --runs-dir"
-        ) from exc
-    return path
+    """Create ``runs_dir`` if needed and prove it is writable (a clear error naming it if
+    not), before anything is trained."""
+    from splinescope.store._db import ensure_writable_dir
+
+    return ensure_writable_dir(runs_dir)
 
 
 @dataclass(frozen=True)
