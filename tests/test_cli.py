@@ -85,7 +85,7 @@ def test_unwritable_runs_dir_is_a_clear_error_before_training(tmp_path):
     result = runner.invoke(
         app, ["run", "grok-digits", "--steps", "5", "--runs-dir", str(blocker / "r")]
     )
-    assert result.exit_code == 2 and "not writable" in result.output
+    assert result.exit_code == 2 and "not a writable directory" in result.output
 
 
 def test_toml_config_file_runs(tmp_path):
