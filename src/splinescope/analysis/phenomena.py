@@ -305,7 +305,7 @@ def curves_by_role(
     is the one its declared family names. Without specs (runs stored before probes declared
     their outputs) the built-in probes' names and keys are read.
     """
-    from splinescope.monitor.registry import Outputs
+    from splinescope.monitor.outputs import Outputs
 
     declared = {
         name: Outputs.from_dict(spec.get("outputs", {})) for name, spec in (probes or {}).items()

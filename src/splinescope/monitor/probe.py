@@ -203,7 +203,8 @@ def _same_result(a: ProbeResult, b: ProbeResult) -> bool:
         for k in a.scalars
     )
     return same_scalars and all(
-        a.arrays[k].shape == b.arrays[k].shape and np.array_equal(a.arrays[k], b.arrays[k], True)
+        a.arrays[k].shape == b.arrays[k].shape
+        and np.array_equal(a.arrays[k], b.arrays[k], equal_nan=a.arrays[k].dtype.kind in "fc")
         for k in a.arrays
     )
 
@@ -224,7 +225,7 @@ def check_probe(probe: Any, model: nn.Module, ctx: ProbeContext) -> ProbeResult:
     Raises:
         SplinescopeError: naming the first broken promise.
     """
-    from splinescope.monitor.registry import Outputs
+    from splinescope.monitor.outputs import Outputs
     from splinescope.nn.guard import ModelState
 
     name = getattr(probe, "name", None)

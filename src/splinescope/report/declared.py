@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from splinescope.monitor.registry import Outputs, ScalarKey, get_kind, kinds
+from splinescope.monitor.outputs import Outputs, ScalarKey
+from splinescope.monitor.registry import get_kind, kinds
 from splinescope.store.rundata import RunData
 
 # Runs stored before probes recorded their specs used fixed probe names equal to the kinds;
