@@ -231,3 +231,11 @@ def test_an_output_the_os_refuses_is_a_clear_error(run):
         match=r"output '/sys/splinescope-report.html' is not writable: Permission denied",
     ):
         write_report([run], target)
+
+
+def test_the_gallery_says_how_many_stored_pictures_it_leaves_out(run):
+    page = render_report([run])
+    stored = len(run.array_steps("partition", "plane_png"))
+    shown = len(re.findall(r'<figure class="img" data-figure="partition-', page))
+    assert stored > shown == 6
+    assert f"partition / plane_png: 6 of {stored} stored steps shown" in page

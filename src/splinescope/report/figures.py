@@ -362,7 +362,13 @@ def density_figure(
     return ReportFigure(
         _slug("hessian-density", probe, "hessian"),
         "Hessian spectral density",
-        "Smoothed eigenvalue density of the loss Hessian at a few steps (darker: later).",
+        "Smoothed eigenvalue density of the loss Hessian at a few steps (darker: later): "
+        + "; ".join(
+            f"{len(pairs)} of {len(run.array_steps(probe, 'density'))} stored steps"
+            + (f" of {labels[run.run_id]}" if len(have) > 1 else "")
+            for run, pairs in have
+        )
+        + ".",
         fig,
     )
 

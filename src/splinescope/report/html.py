@@ -312,7 +312,16 @@ def _gallery(runs: Sequence[RunData], labels: Sequence[str]) -> str:
             f"<figcaption>{_e(im.key)} — step {im.step:,}</figcaption></figure>"
             for im in images
         )
-        blocks.append(f'{title}<div class="gallery">{cells}</div>')
+        shown: dict[tuple[str, str], list[StoredImage]] = {}
+        for im in images:
+            shown.setdefault((im.probe, im.key), []).append(im)
+        counts = "".join(
+            f"<p class='meta'>{_e(probe)} / {_e(key)}: {len(ims)} of {ims[0].n_stored} stored "
+            "steps shown, spread over training (first and last kept).</p>"
+            for (probe, key), ims in shown.items()
+            if ims[0].n_stored > len(ims)
+        )
+        blocks.append(f'{title}{counts}<div class="gallery">{cells}</div>')
     if not blocks:
         return ""
     return (

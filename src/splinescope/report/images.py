@@ -21,6 +21,7 @@ class StoredImage:
     key: str
     step: int
     data_uri: str
+    n_stored: int = 1
 
 
 def png_bytes(array: np.ndarray, where: str = "array") -> bytes:
@@ -70,10 +71,12 @@ def partition_images(run: RunData, max_steps: int = 6) -> list[StoredImage]:
         if family is None or not family.image:
             continue
         pairs = run.array_steps(probe, key)
+        n_stored = len(pairs)
         if len(pairs) > max_steps:
             idx = np.unique(np.round(np.linspace(0, len(pairs) - 1, max_steps)).astype(int))
             pairs = [pairs[i] for i in idx]
         for step, arr in pairs:
             where = f"run {run.run_id} probe {probe!r} key {key!r} step {step}"
-            out.append(StoredImage(run.run_id, probe, key, step, data_uri(png_bytes(arr, where))))
+            uri = data_uri(png_bytes(arr, where))
+            out.append(StoredImage(run.run_id, probe, key, step, uri, n_stored))
     return out
