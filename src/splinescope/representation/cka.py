@@ -15,7 +15,7 @@ import torch
 
 from splinescope.errors import SplinescopeError
 from splinescope.representation import _hsic
-from splinescope.representation._checks import choice, features, min_n, same_n
+from splinescope.representation._checks import as_tensor, choice, features, min_n, same_n
 
 KERNELS = ("linear", "rbf")
 ESTIMATORS = ("biased", "unbiased")
@@ -248,4 +248,57 @@ def minibatch_cka(
         variant=f"{kernel} {MINIBATCH_NAME}",
         sigma_rule=rule,
         conv=conv,
+    )
+
+
+def feature_gram(x: torch.Tensor, *, conv: str = "flatten") -> torch.Tensor:
+    """The linear Gram ``X_c X_c^T`` (float64 ``[n, n]``) of features ``x`` ``[n, d]`` (or
+    ``[n, c, *spatial]``, flattened or position-mean by ``conv``), centred over the points.
+
+    :func:`gram_cka` of two such Grams is the linear :func:`cka` of the features; keeping a
+    Gram instead of the features costs ``n^2`` numbers whatever the width.
+    """
+    xf = features("x", x, conv).to(torch.float64)
+    return _hsic.linear_gram(_hsic.centred(xf))
+
+
+def gram_cka(
+    k: torch.Tensor, l_: torch.Tensor, *, estimator: str = "unbiased", kernel: str = "linear"
+) -> CKAResult:
+    """CKA from two Gram matrices ``k``, ``l_`` ``[n, n]`` of the same ``n`` points.
+
+    ``kernel`` only names the kernel the Grams were made with (in ``variant``). The biased
+    estimator centres the Grams (``HKH``); the unbiased one needs ``n >= 4``.
+    """
+    choice("estimator", estimator, ESTIMATORS)
+    choice("kernel", kernel, KERNELS)
+    grams = []
+    for name, g in (("k", k), ("l_", l_)):
+        g = as_tensor(name, g)
+        if g.ndim != 2 or g.shape[0] != g.shape[1]:
+            raise SplinescopeError(f"{name}: expected a square Gram [n, n], got {tuple(g.shape)}")
+        grams.append(g.to(torch.float64))
+    kk, ll = grams
+    n = same_n("k", kk, "l_", ll)
+    min_n(n, 4 if estimator == "unbiased" else 2, f"CKA with the {estimator} estimator")
+    ll = ll.to(kk.device)
+    fn = _hsic.hsic_biased_gram if estimator == "biased" else _hsic.hsic_unbiased_gram
+    hxy, hxx, hyy = fn(kk, ll), fn(kk, kk), fn(ll, ll)
+    raw = _ratio(hxy, hxx, hyy, "")
+    value, clipped = _clip(raw)
+    return CKAResult(
+        value=value,
+        raw_value=raw,
+        clipped=clipped,
+        hsic_xy=float(hxy),
+        hsic_xx=float(hxx),
+        hsic_yy=float(hyy),
+        kernel=kernel,
+        estimator=estimator,
+        variant=f"{kernel} CKA, {ESTIMATOR_NAMES[estimator]}",
+        sigma_x=None,
+        sigma_y=None,
+        sigma_rule=None,
+        conv="gram",
+        n=n,
     )
