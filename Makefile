@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY ?= passive
 $(STAMP): pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[test,tensorboard,mlflow]"
+	$(PIP) install -e ".[test,tensorboard,mlflow,ray,lightning,transformers]"
 	# torchattacks (test oracle for PGD/FGSM) declares torchvision, which breaks torch 2.13.0 CPU:
 	# install it without dependencies (it needs only torch, numpy and scipy).
 	$(PIP) install --no-deps torchattacks==3.5.1

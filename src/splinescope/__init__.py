@@ -32,6 +32,7 @@ _LAZY = {
     "regions_in_plane": "splinescope.geometry.exact",
     "regions_on_segment": "splinescope.geometry.exact",
     "local_affine_map": "splinescope.geometry.exact",
+    "watch": "splinescope.integrations",
 }
 
 __all__ = [
@@ -50,12 +51,14 @@ __all__ = [
     "record_states",
     "regions_in_plane",
     "regions_on_segment",
+    "watch",
 ]
 
 if TYPE_CHECKING:
     from splinescope.data import load_dataset
     from splinescope.geometry.complexity import LocalComplexity, local_complexity
     from splinescope.geometry.exact import local_affine_map, regions_in_plane, regions_on_segment
+    from splinescope.integrations import watch
     from splinescope.nn import describe, record_states
     from splinescope.store import RunStore, load_arrays, load_metrics, load_runs
 

@@ -63,6 +63,20 @@ def _open_store(store: Any) -> tuple[Any, bool]:
     return store, False
 
 
+def _check_sinks(sinks: Any) -> list[Any]:
+    if isinstance(sinks, (str, bytes)) or not hasattr(sinks, "__iter__"):
+        raise SplinescopeError(f"sinks: expected a list of sinks, got {sinks!r}")
+    out = list(sinks)
+    for i, sink in enumerate(out):
+        for method in ("open", "log_scalars", "close"):
+            if not callable(getattr(sink, method, None)):
+                raise SplinescopeError(
+                    f"sinks[{i}]: {type(sink).__name__} has no {method}() (a sink needs "
+                    "open(run_id, name, config), log_scalars(step, probe, scalars), close(status))"
+                )
+    return out
+
+
 ProbeEntry = Probe | tuple[Probe, Schedule]
 
 
@@ -82,6 +96,9 @@ class Monitor:
         run_id: continue this existing run; default: create a new run.
         name, config, seed: stored with a new run.
         strict: re-raise a probe's exception instead of recording it and going on.
+        sinks: where scalars are also streamed as they are stored (TensorBoard, MLflow, a
+            trainer's loggers: :mod:`splinescope.export.sinks`); a failing sink is recorded
+            as an error of probe ``sink:<name>`` and the run goes on (unless ``strict``).
 
     Each probe's kind, config, schedule and declared outputs are recorded in the store, so
     the report and analysis read labels and headline values from there.
@@ -105,6 +122,7 @@ class Monitor:
         config: Mapping[str, Any] | None = None,
         seed: int | None = None,
         strict: bool = False,
+        sinks: Sequence[Any] = (),
     ) -> None:
         if not isinstance(model, nn.Module):
             raise SplinescopeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
@@ -142,6 +160,9 @@ class Monitor:
         self.store.set_probes(
             run_id, {p.name: probe_spec(p, repr(self.schedules[p.name])) for p in self.probes}
         )
+        self.sinks = _check_sinks(sinks)
+        for sink in self.sinks:
+            self._to_sink(sink, -1, "open", run_id, name, dict(config or {}))
         self.latest: dict[str, dict[str, float]] = {}
         self.errors = 0
         self.probe_errors: dict[str, int] = {}
@@ -193,6 +214,9 @@ class Monitor:
                 for key, array in result.arrays.items():
                     self.store.log_array(self.run_id, step, probe.name, key, array)
             self.latest[probe.name] = scalars
+            if scalars:
+                for sink in self.sinks:
+                    self._to_sink(sink, step, "log_scalars", step, probe.name, scalars)
         self.last_step = step
         return results
 
@@ -242,6 +266,19 @@ class Monitor:
             if probe.name in state.get("probes", {}):
                 probe.load_state_dict(state["probes"][probe.name])
 
+    def _to_sink(self, sink: Any, step: int, method: str, *args: Any) -> None:
+        """Call ``sink.method(*args)``; a failure is recorded (probe ``sink:<name>``)."""
+        try:
+            getattr(sink, method)(*args)
+        except Exception as exc:
+            self.errors += 1
+            where = f"sink:{getattr(sink, 'name', type(sink).__name__)}"
+            self.store.log_error(
+                self.run_id, step, where, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            )
+            if self.strict:
+                raise
+
     def _batch(self) -> AbstractContextManager:
         """One store transaction per probe and step, where the store supports it."""
         batch = getattr(self.store, "batch", None)
@@ -253,6 +290,8 @@ class Monitor:
             return
         self.closed = True
         try:
+            for sink in self.sinks:
+                self._to_sink(sink, self.last_step or 0, "close", status)
             self.store.set_status(self.run_id, status)
         finally:
             if self._owns_store:
