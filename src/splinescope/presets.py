@@ -40,6 +40,92 @@ def _probes(*, lc_radius: float, adv_eps: float, **extra: dict) -> tuple[dict, .
     return tuple(tables)
 
 
+#: LC the published way: on the output of every ``nn.Linear``, logits included (FINDINGS.md).
+PUBLISHED_LC = {"units": "linear_outputs"}
+#: r = 0.05 on MNIST (mean norm ≈ 9.25) is ≈ 0.5 % of the data's scale; digits' norm is ≈ 0.42x
+#: MNIST's (≈ 3.9), so the same relative neighbourhood there is r ≈ 0.02.
+DIGITS_LC_RADIUS = 0.02
+#: PGD budgets of the paper's MNIST figure, in pixel units of [0, 1].
+PAPER_EPS = tuple(e / 255 for e in (16, 24.5, 33, 41.5, 50))
+
+
+def _paper_probes(lc_schedule: str = "log:60", migration_schedule: str = "log:12") -> tuple:
+    """Probes of the paper's MNIST figures: LC at r in {0.05, 0.5, 5} on 1,000 train / test /
+    random points on every Linear output (three instances), PGD l_inf (10 steps of 4/255 from a
+    random start, cross-entropy, clipped to [0, 1]) at the five budgets on 500 test points,
+    accuracy, LC at decision-boundary points, region migration in one plane (its own, sparser
+    schedule: an exact partition of a 784-D net's plane costs ≈ 5-10 s), weight norms."""
+    lc = [
+        {
+            "kind": "lc",
+            "name": name,
+            "radius": radius,
+            "n_points": 1000,
+            "units": "linear_outputs",
+            "per_class": False,
+            "store_counts": False,
+            "schedule": lc_schedule,
+        }
+        for name, radius in (("lc_r005", 0.05), ("lc_r05", 0.5), ("lc_r5", 5.0))
+    ]
+    return (
+        {"kind": "accuracy", "schedule": lc_schedule},
+        *lc,
+        {
+            "kind": "adversarial",
+            "name": "pgd",
+            "attack": "pgd",
+            "norm": "linf",
+            "eps": list(PAPER_EPS),
+            "steps": 10,
+            "step_size": 4 / 255,
+            "random_start": True,
+            "splits": ["test"],
+            "n_points": 500,
+            "schedule": lc_schedule,
+        },
+        {
+            "kind": "boundary_lc",
+            "radius": 0.05,
+            "n_points": 1000,
+            "units": "linear_outputs",
+            "schedule": lc_schedule,
+        },
+        {"kind": "migration", "schedule": migration_schedule},
+        {"kind": "weights", "schedule": lc_schedule},
+    )
+
+
+def _paper_mnist(name: str, description: str, *, init_scale: float, steps: int) -> TrainConfig:
+    """The grok-adversarial MNIST setup: 1,000 train points, MLP with four nn.Linear
+    (784-200-200-200-10; ``depth`` counts the hidden layers), ReLU, AdamW lr 1e-3 wd 0.01, MSE
+    on one-hot targets, batch 200, 1,000 uniform random points.
+
+    ReLU, not the authors' config default GeLU: LC counts sign changes, which are the region
+    boundaries only for a piecewise-linear net, and the exact partitions behind the migration
+    probe exist only for one (``--set activation=gelu --set probes.migration=off`` runs GeLU).
+    """
+    return TrainConfig(
+        name=name,
+        description=description,
+        dataset="mnist",
+        n_train=1000,
+        model="mlp",
+        width=200,
+        depth=3,
+        activation="relu",
+        init_scale=init_scale,
+        optimizer="adamw",
+        lr=1e-3,
+        weight_decay=0.01,
+        loss="mse",
+        batch_size=200,
+        steps=steps,
+        n_random=1000,
+        probes=_paper_probes(),
+    )
+
+
 _PRESETS = (
     Preset(
         "grok-digits",
@@ -58,7 +144,31 @@ _PRESETS = (
             loss="mse",
             batch_size=200,
             steps=150_000,
-            probes=_probes(lc_radius=0.05, adv_eps=0.05),
+            probes=_probes(lc_radius=DIGITS_LC_RADIUS, adv_eps=0.05, lc=PUBLISHED_LC),
+        ),
+    ),
+    Preset(
+        "lc-phases-mnist",
+        "the three phases of local complexity and delayed robustness on MNIST: MLP 784-200x3-10, "
+        "default init, AdamW wd 0.01, MSE (Humayun et al.'s MNIST figure)",
+        _paper_mnist(
+            "lc-phases-mnist",
+            "Humayun et al.'s MNIST setup at the default initialisation: LC near the data falls, "
+            "rises, and falls again; PGD accuracy recovers late (delayed robustness)",
+            init_scale=1.0,
+            steps=100_000,
+        ),
+    ),
+    Preset(
+        "grok-mnist",
+        "grokking on MNIST with LC and region migration: MLP 784-200x3-10, init x8, AdamW wd 0.01, "
+        "MSE (Humayun et al.'s Omnigrok-style MNIST figure)",
+        _paper_mnist(
+            "grok-mnist",
+            "Humayun et al.'s MNIST setup at init x8 (Omnigrok): test accuracy and test LC rise "
+            "long after the training set is fitted; depth and activation settable",
+            init_scale=8.0,
+            steps=100_000,
         ),
     ),
     Preset(

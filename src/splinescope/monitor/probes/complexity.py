@@ -13,6 +13,7 @@ from splinescope.errors import SplinescopeError
 from splinescope.geometry.complexity import local_complexity
 from splinescope.monitor.probe import ProbeContext, ProbeResult, subset
 from splinescope.monitor.registry import ArrayKey, Outputs, ScalarKey, probe_kind
+from splinescope.nn.selectors import UNITS, Units, resolve_units
 
 SPLITS = ("train", "test", "random")
 Split = Literal["train", "test", "random"]
@@ -38,6 +39,9 @@ class LocalComplexityProbe:
         per_class: also report the mean total per class of the training points.
         seed: seed of the frame and the subsets.
         neighborhood, layers: as in :func:`splinescope.local_complexity`.
+        units: ``"activations"`` — the partition units (activation inputs, or ``layers``);
+            ``"linear_outputs"`` — the output of every ``nn.Linear``, logits included, as the
+            published code counts it (:mod:`splinescope.nn.selectors`; ``layers`` unset).
         store_counts: store the per-point, per-layer counts as arrays.
 
     Keys: ``<split>_total`` (mean over points of the count summed over layers),
@@ -53,6 +57,7 @@ class LocalComplexityProbe:
     seed: int = 0
     neighborhood: Literal["ortho", "ball"] = "ortho"
     layers: tuple[str, ...] | None = None
+    units: Units = "activations"
     store_counts: bool = True
     name: str = "lc"
 
@@ -67,6 +72,10 @@ class LocalComplexityProbe:
                 f"splits: expected a non-empty subset of {SPLITS} without repeats, got "
                 f"{self.splits!r}"
             )
+        if self.units not in UNITS:
+            raise SplinescopeError(f"units: expected one of {UNITS}, got {self.units!r}")
+        if self.units == "linear_outputs" and self.layers is not None:
+            raise SplinescopeError("layers: leave unset with units='linear_outputs'")
         if self.per_class and "train" not in self.splits:
             raise SplinescopeError("per_class: needs 'train' in splits")
 
@@ -116,6 +125,7 @@ class LocalComplexityProbe:
     def compute(self, model: nn.Module, ctx: ProbeContext) -> ProbeResult:
         scalars: dict[str, float] = {}
         arrays: dict[str, np.ndarray] = {}
+        layers = resolve_units(model, self.units, self.layers)
         for split in self.splits:
             x, y = self._points(split, ctx)
             lc = local_complexity(
@@ -124,7 +134,7 @@ class LocalComplexityProbe:
                 radius=self.radius,
                 n_vertices=self.vertices_for(tuple(x.shape[1:])),
                 neighborhood=self.neighborhood,
-                layers=list(self.layers) if self.layers is not None else None,
+                layers=layers,
                 seed=self.seed,
             )
             scalars[f"{split}_total"] = lc.mean_total
