@@ -9,7 +9,7 @@ STAMP := $(VENV)/.splinescope-installed
 # made small training steps ~85x slower (measured); on an idle one it costs nothing.
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: setup demo test bench browser
+.PHONY: setup demo test bench browser soak
 
 $(STAMP): pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -34,6 +34,12 @@ demo: setup
 
 test: setup browser
 	$(PY) -m pytest -q
+
+# The long reliability runs (every signal, 8 writers for 60 s, a 2,000-step run, many
+# generated configs); `make test` runs their fast subset.
+soak: setup browser
+	$(PY) -m pytest -q -m soak tests/reliability
+	$(PY) benchmarks/bench_store.py
 
 bench: setup
 	$(PY) benchmarks/bench_local_complexity.py

@@ -71,6 +71,11 @@ def test_partition_from_a_snapshot_and_from_a_saved_model(finished_run, tmp_path
     torch.save(model, tmp_path / "m.pt")
     out2 = tmp_path / "q.png"
     result = invoke("partition", "--model", tmp_path / "m.pt", "--data", "digits", "-o", out2)
+    assert result.exit_code == 2 and "--trust-pickle" in result.output  # no unpickling unasked
+    assert not out2.exists()
+    result = invoke(
+        "partition", "--model", tmp_path / "m.pt", "--trust-pickle", "--data", "digits", "-o", out2
+    )
     assert result.exit_code == 0, result.output
     assert out2.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -112,9 +112,19 @@ def run(
         typer.Option("--set", help="Override a config field: KEY=VALUE (repeatable)."),
     ] = None,
     strict: Annotated[bool, typer.Option(help="Stop on the first probe error.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or progress lines.")] = False,
+    log_every: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Outside a terminal: also a progress line every N steps (0: probe steps only).",
+        ),
+    ] = 0,
 ) -> None:
-    """Train a preset or a TOML config with the monitor attached; store and print phenomena."""
+    """Train a preset or a TOML config with the monitor attached; store and print phenomena.
+
+    In a terminal a live progress bar; otherwise (a file, a pipe, CI) one plain line per
+    probe step: step, elapsed time, ETA, loss and the probes' headline values."""
     from splinescope.presets import preset_config
     from splinescope.train import apply_overrides, load_config_file, parse_assignment, train
 
@@ -155,12 +165,21 @@ def run(
         TextColumn("{task.fields[status]}"),
     )
     console = _console()
-    progress = Progress(*columns, console=console, disable=quiet, transient=False)
+    plain = not console.is_terminal
+    progress = Progress(*columns, console=console, disable=quiet or plain, transient=False)
     task = progress.add_task(label, total=config.steps if config else None, status="")
     run_id: list[str] = []
+    if plain and not quiet:
+        import sys
 
-    def on_progress(info: Any) -> None:
-        progress.update(task, completed=info.step, total=info.total, status=_status_line(info))
+        from splinescope.plainlog import PlainLog
+
+        print(f"{label}: training, runs in {runs_dir}", flush=True)
+        on_progress: Any = PlainLog(sys.stdout, _status_line, log_every=log_every)
+    else:
+
+        def on_progress(info: Any) -> None:
+            progress.update(task, completed=info.step, total=info.total, status=_status_line(info))
 
     try:
         with progress:
@@ -169,20 +188,31 @@ def run(
                 runs_dir=runs_dir,
                 resume=resume,
                 on_progress=on_progress,
+                progress_every=min(100, log_every) if log_every else 100,
                 strict=strict,
                 on_start=run_id.append,
             )
     except SplinescopeError as exc:
         raise fail(str(exc)) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # SIGINT, SIGTERM, SIGHUP: the conventional exit code 128 + signal number.
         rid = run_id[0] if run_id else "?"
         _console(stderr=True).print(
-            f"[yellow]interrupted:[/] run {rid} is marked interrupted; its data are kept. "
-            f"Continue it with: splinescope run --resume {rid} --runs-dir {runs_dir}"
+            f"[yellow]interrupted[/] ({exc or 'SIGINT'}): run {rid} is marked interrupted; its "
+            f"data are kept. Continue it with: splinescope run --resume {rid} "
+            f"--runs-dir {runs_dir}"
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from None
+    if result.divergence is not None:
+        _console(stderr=True).print(
+            f"[red]diverged:[/] run {result.run_id}: {result.divergence.message()}; every "
+            "step recorded before it is kept",
+            highlight=False,
+        )
     console.print(
-        f"run [bold]{result.run_id}[/] finished: step {result.step:,} in {result.seconds:.0f} s"
+        f"run [bold]{result.run_id}[/] "
+        f"{'diverged' if result.divergence is not None else 'finished'}: "
+        f"step {result.step:,} in {result.seconds:.0f} s"
         + (f", {result.probe_errors} probe error(s) recorded" if result.probe_errors else "")
     )
     console.print(summary_table(result.summary))
@@ -246,7 +276,13 @@ def runs(runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR)) -> None:
         table.add_column(column, no_wrap=True, min_width=width)
     table.add_column("last step", justify="right")
     table.add_column("grokking gap", justify="right")
-    colours = {"finished": "green", "running": "cyan", "crashed": "red", "interrupted": "yellow"}
+    colours = {
+        "finished": "green",
+        "running": "cyan",
+        "crashed": "red",
+        "interrupted": "yellow",
+        "diverged": "magenta",
+    }
     for row in frame.itertuples():
         created = datetime.datetime.fromtimestamp(row.created_at, datetime.timezone.utc)
         last = (
@@ -362,6 +398,14 @@ def partition(
     model: Annotated[
         Path | None, typer.Option("--model", help="A saved model (.pt) instead of a snapshot.")
     ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Let --model FILE unpickle a whole nn.Module: this runs any code the file "
+            "holds, so use it only for files you made. Without it, FILE is read as weights.",
+        ),
+    ] = False,
     data: Annotated[
         str | None, typer.Option("--data", help="Embedded dataset for --model without RUN.")
     ] = None,
@@ -379,6 +423,7 @@ def partition(
             step=step,
             model_file=model,
             dataset=data,
+            trust_pickle=trust_pickle,
         )
     except SplinescopeError as exc:
         raise fail(str(exc)) from None

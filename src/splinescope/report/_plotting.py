@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from splinescope.report._downsample import MAX_DRAWN, downsample_indices
 from splinescope.report.phenomena import step_marks
 from splinescope.store.rundata import RunData
 
@@ -72,10 +73,17 @@ def line(
     legendgroup: str | None = None,
     showlegend: bool = True,
 ) -> go.Scatter:
-    """A curve over the log-step axis; hover shows the true step and the value."""
+    """A curve over the log-step axis; hover shows the true step and the value. A curve of
+    more than ``MAX_DRAWN`` points is drawn from fewer (min-max buckets:
+    :mod:`splinescope.report._downsample`)."""
+    steps = np.asarray(steps)
+    values = np.asarray(values, dtype=np.float64)
+    if len(steps) > MAX_DRAWN:
+        keep = downsample_indices(step_x(steps), values)
+        steps, values = steps[keep], values[keep]
     return go.Scatter(
         x=step_x(steps),
-        y=np.asarray(values, dtype=np.float64),
+        y=values,
         customdata=np.asarray(steps, dtype=np.int64),
         mode="lines+markers" if len(steps) < 30 else "lines",
         marker=dict(size=5),

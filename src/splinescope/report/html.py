@@ -16,6 +16,7 @@ import html
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ h1 { font-size:26px; margin:0 0 4px; } h2 { font-size:20px; margin:28px 0 8px;
 .badge { display:inline-block; padding:1px 9px; border-radius:10px; font-size:13px; font-weight:bold;
   color:#fff; vertical-align:middle; }
 .st-finished { background:#2e7d32; } .st-running { background:#1565c0; } .st-crashed { background:#c62828; }
-.st-interrupted { background:#ef6c00; } .st-other { background:#616161; }
+.st-interrupted { background:#ef6c00; } .st-diverged { background:#6a1b9a; }
+.st-other { background:#616161; }
 .notice { border-left:5px solid; padding:8px 12px; margin:10px 0; background:#f7f9fc; }
 .notice.live { border-color:#1565c0; } .notice.warn { border-color:#ef6c00; background:#fff8f0; }
 .notice.bad { border-color:#c62828; background:#fff5f5; }
@@ -125,6 +127,7 @@ _STATUS_TEXT = {
     "finished": "finished",
     "crashed": "crashed",
     "interrupted": "interrupted",
+    "diverged": "diverged",
 }
 
 
@@ -144,6 +147,18 @@ def _json_attr(value: Any) -> str:
 def _script_json(text: str) -> str:
     """JSON safe inside a <script> element ("<" can only occur in strings, as \\u003c)."""
     return text.replace("<", "\\u003c")
+
+
+#: Plotly reads a few HTML-like tags in its text (and links, spans with styles); only these
+#: formatting tags, without attributes, are left to it.
+_PLOT_TAG = re.compile(r"<(?!/?(?:br|b|i|em|sup|sub|extra)\s*/?>)", re.IGNORECASE)
+
+
+def _plot_text(figure_json: str) -> str:
+    """A figure's JSON with every "<" that does not open an allowed formatting tag written as
+    "&lt;", which plotly draws as "<": a run or key named ``<img src=x onerror=...>`` or
+    ``<a href=...>`` is shown as text, never parsed."""
+    return _PLOT_TAG.sub("&lt;", figure_json)
 
 
 def _badge(status: str) -> str:
@@ -177,6 +192,26 @@ def _notices(run: RunData, many: bool) -> str:
             f'<div class="notice live" data-live="{_e(run.run_id)}">{who}<b>Live run</b> — still '
             f"training. This report shows what was stored {upto} (last update "
             f"{_e(format_time(run.updated_at))}); write it again for newer data.</div>"
+        )
+    if run.divergence or run.status == "diverged":
+        div = dict(run.divergence or {})
+        tensor = div.get("tensor")
+        what = (
+            "loss"
+            if tensor == "loss"
+            else (f"parameter <code>{_e(tensor)}</code>" if tensor else "value")
+        )
+        where = f" at step <b>{int(div['step']):,}</b>" if "step" in div else ""
+        policy = run.config.get("on_divergence", "stop")
+        after = (
+            "training stopped there"
+            if policy == "stop"
+            else 'training went on (<code>on_divergence = "continue"</code>)'
+        )
+        out.append(
+            f'<div class="notice bad" data-diverged="{_e(run.run_id)}">{who}The run '
+            f"<b>diverged</b>{where}: a non-finite {what} ({_e(div.get('value', 'nan'))}); "
+            f"{after}. Every step recorded before it is shown.</div>"
         )
     elif run.status in ("crashed", "interrupted"):
         out.append(
@@ -284,7 +319,7 @@ def _glance_many(runs: Sequence[RunData], labels: Sequence[str]) -> str:
 
 
 def _figure_html(fig: ReportFigure) -> str:
-    spec = _script_json(fig.figure.to_json())
+    spec = _script_json(_plot_text(fig.figure.to_json()))
     # A fixed container height: plotly's responsive resize (on print) fills its container.
     height = int(fig.figure.layout.height or 450)
     # Printed, a figure is shrunk (text included) to fit one A4 landscape page.

@@ -43,21 +43,40 @@ def _pick_step(steps: list[int], step: int | None, run_id: str) -> int:
     return step
 
 
-def _load_model_file(path: Path, model: nn.Module | None) -> nn.Module:
+def _load_model_file(path: Path, model: nn.Module | None, trust_pickle: bool = False) -> nn.Module:
+    """The model in ``path``: weights (a ``state_dict``, loaded with ``weights_only=True``)
+    put into ``model``; a whole pickled ``nn.Module`` only with ``trust_pickle`` (unpickling
+    runs whatever code the file holds). Files found in a runs directory are only ever loaded
+    as weights (store.checkpoints)."""
     if not path.is_file():
         raise SplinescopeError(f"--model: no file at {str(path)!r}")
-    # A file the user names on the command line (their own pickled module or state_dict);
-    # files found in a runs directory are only ever loaded as weights (store.checkpoints).
-    loaded = torch.load(path, map_location="cpu", weights_only=False)
+    if trust_pickle:
+        loaded = torch.load(path, map_location="cpu", weights_only=False)
+    else:
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise SplinescopeError(
+                f"--model: {str(path)!r} is not plain weights (a state_dict); loading it would "
+                f"unpickle objects ({type(exc).__name__}). If you made this file yourself and "
+                "it holds a whole nn.Module, pass --trust-pickle: that runs any code the file "
+                "holds"
+            ) from None
     if isinstance(loaded, nn.Module):
         return loaded
     if isinstance(loaded, dict) and model is not None:
         state = loaded.get("model", loaded)
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            raise SplinescopeError(
+                f"--model: the weights in {str(path)!r} do not fit the run's architecture: {exc}"
+            ) from None
         return model
     raise SplinescopeError(
-        f"--model: {str(path)!r} holds a {type(loaded).__name__}; expected a pickled nn.Module, "
-        "or a state_dict together with RUN (whose config builds the architecture)"
+        f"--model: {str(path)!r} holds a {type(loaded).__name__}; expected a state_dict together "
+        "with RUN (whose config builds the architecture), or a pickled nn.Module with "
+        "--trust-pickle"
     )
 
 
@@ -70,12 +89,13 @@ def partition_command(
     step: int | None = None,
     model_file: Path | None = None,
     dataset: str | None = None,
+    trust_pickle: bool = False,
 ) -> Path:
     """Draw the exact partition of the plane through three samples and save it to ``output``.
 
     With ``run``: the run's data and its model at snapshot ``step`` (default: the last), or the
-    weights in ``model_file``. Without ``run``: ``model_file`` (a pickled module) and an
-    embedded ``dataset`` name. Returns the written path.
+    weights in ``model_file``. Without ``run``: ``model_file`` (a pickled module, which needs
+    ``trust_pickle=True``) and an embedded ``dataset`` name. Returns the written path.
     """
     from splinescope.data import load_dataset
     from splinescope.models import build_model
@@ -87,7 +107,7 @@ def partition_command(
         if model_file is None or dataset is None:
             raise SplinescopeError("give RUN, or --model FILE.pt together with --data DATASET")
         data = load_dataset(dataset)
-        model = _load_model_file(Path(model_file), None)
+        model = _load_model_file(Path(model_file), None, trust_pickle)
         label = f"{Path(model_file).name} on {dataset}"
     else:
         from splinescope.store import get_run
@@ -98,7 +118,7 @@ def partition_command(
         data = load_dataset(data_args.pop("name"), **data_args)
         model = build_model(model_args.pop("kind"), **model_args)
         if model_file is not None:
-            model = _load_model_file(Path(model_file), model)
+            model = _load_model_file(Path(model_file), model, trust_pickle)
             label = f"{row['name']} ({row['run_id']}), {Path(model_file).name}"
         else:
             step = _pick_step(snapshot_steps(runs_dir, row["run_id"]), step, row["run_id"])

@@ -33,6 +33,7 @@ RUN_COLUMNS = (
     "config",
     "env",
     "summary",
+    "divergence",
 )
 METRIC_COLUMNS = ("step", "probe", "key", "value")
 ARRAY_COLUMNS = ("step", "probe", "key", "array")
@@ -67,19 +68,21 @@ def _run_rows(
     params: tuple[Any, ...] = (),
     stale_after_s: float = DEFAULT_STALE_AFTER_S,
 ) -> list[dict[str, Any]]:
+    columns = {row[1] for row in _query(con, "PRAGMA table_info(runs)")}
+    divergence = "r.divergence" if "divergence" in columns else "NULL"  # schema version ≥ 4
     rows = _query(
         con,
         "SELECT r.id, r.name, r.status, r.created_at, r.updated_at, r.heartbeat, "
         "(SELECT max(m.step) FROM metrics m WHERE m.run_id = r.id), r.config, r.env, "
-        "r.summary, r.hostname, r.pid, r.pid_start FROM runs r "
+        f"r.summary, {divergence}, r.hostname, r.pid, r.pid_start FROM runs r "
         f"{where} ORDER BY r.created_at, r.id",
         params,
     )
     now = time.time()
     out = []
     for row in rows:
-        rid, name, status, created, updated, beat, last, config, env, summary = row[:10]
-        host, pid, pid_start = row[10:]
+        rid, name, status, created, updated, beat, last, config, env, summary, div = row[:11]
+        host, pid, pid_start = row[11:]
         if status == "running" and owner_dead(host, pid, pid_start, beat, now, stale_after_s):
             status = "crashed"
         out.append(
@@ -97,6 +100,7 @@ def _run_rows(
                         _json.loads(config),
                         _json.loads(env),
                         _json.loads(summary),
+                        _json.loads(div) if div is not None else None,
                     ),
                     strict=True,
                 )
@@ -111,7 +115,8 @@ def load_runs(
     """All runs of ``runs_dir``, oldest first, one row each.
 
     Columns: run_id, name, status, created_at, updated_at, heartbeat (epoch seconds, UTC),
-    last_step (largest step with a scalar; NA if none), config, env, summary (dicts).
+    last_step (largest step with a scalar; NA if none), config, env, summary (dicts),
+    divergence (``{"step", "tensor", "value"}`` of a run that diverged, else None).
 
     ``status`` is the stored one, except that a "running" run whose process is gone reads
     as "crashed": on this host, its pid is dead or reused; for a run from another host (a

@@ -32,8 +32,10 @@ class RunData:
     ``metrics`` has columns step, probe, key, value (one scalar per row); ``arrays`` has
     columns step, probe, key, array (``np.ndarray``); ``errors`` holds the probe failures
     as the store returns them; ``probe_specs`` the probes' recorded specs (kind, config,
-    schedule, declared outputs; see ``load_probes``). ``status`` is "running", "finished", "crashed" or
-    "interrupted"; times are whatever the store records (shown with ``format_time``).
+    schedule, declared outputs; see ``load_probes``). ``status`` is "running", "finished",
+    "crashed", "interrupted" or "diverged"; ``divergence`` is ``{"step", "tensor", "value"}``
+    for a run that diverged (else None); times are whatever the store records (shown with
+    ``format_time``).
     """
 
     run_id: str
@@ -48,6 +50,7 @@ class RunData:
     created_at: Any = None
     updated_at: Any = None
     probe_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    divergence: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for attr, columns in (("metrics", METRIC_COLUMNS), ("arrays", ARRAY_COLUMNS)):
@@ -149,6 +152,7 @@ def load_run_data(
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
         probe_specs=specs,
+        divergence=row.get("divergence"),
     )
 
 

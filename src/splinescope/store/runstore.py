@@ -23,7 +23,7 @@ from splinescope.errors import SplinescopeError
 from splinescope.store import _db, _json
 from splinescope.store._liveness import environment, hostname, process_start
 
-STATUSES = ("running", "finished", "crashed", "interrupted")
+STATUSES = ("running", "finished", "crashed", "interrupted", "diverged")
 _ABANDONED: list[sqlite3.Connection | None] = []  # connections inherited through fork
 _RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -339,7 +339,7 @@ class RunStore:
         raise SplinescopeError(f"run store {str(self.path)!r}: no free run id after 100 draws")
 
     def set_status(self, run_id: str, status: str) -> None:
-        """Set a run's status: "running", "finished", "crashed" or "interrupted".
+        """Set a run's status: "running", "finished", "crashed", "interrupted" or "diverged".
 
         Setting "running" (e.g. to resume a run) makes this process the run's owner: its
         host, pid and heartbeat are recorded, so the run no longer reads as crashed.
@@ -357,6 +357,17 @@ class RunStore:
         else:
             op = _Op("UPDATE runs SET status = ? WHERE id = ?", [(status, run_id)], run_id, True)
         self._write(op)
+
+    def set_divergence(self, run_id: str, step: int, tensor: str, value: str) -> None:
+        """Record that the run diverged at ``step``: ``tensor`` ("loss" or a parameter's
+        name) held the non-finite ``value`` ("nan", "inf", "-inf"). The status is set apart
+        (``set_status(run_id, "diverged")``), when training ends."""
+        text = _json.dumps(
+            {"step": _check_step(step), "tensor": str(tensor), "value": str(value)}, "divergence"
+        )
+        self._write(
+            _Op("UPDATE runs SET divergence = ? WHERE id = ?", [(text, run_id)], run_id, True)
+        )
 
     def set_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Replace a run's summary (e.g. its detected phenomena) with ``summary`` (JSON-able)."""

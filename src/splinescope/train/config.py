@@ -109,6 +109,9 @@ class TrainConfig:
     probes: tuple[dict, ...] = DEFAULT_PROBES
     n_random: int = 500  # uniform random points in the training data's bounding box
     checkpoint: bool = True
+    # a NaN or infinite loss or parameter marks the run "diverged"; "stop" ends training
+    # there, "continue" trains on (the run still ends "diverged")
+    on_divergence: Literal["stop", "continue"] = "stop"
 
     def __post_init__(self) -> None:
         for f in fields(self):

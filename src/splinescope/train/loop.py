@@ -1,9 +1,18 @@
 """The training loop behind ``splinescope run``: data, model and probes from a config, the
-Monitor attached, checkpoints at every probe step, exact resume, phenomena at the end."""
+Monitor attached, checkpoints at every probe step, exact resume, phenomena at the end.
+
+Stopping: SIGINT, SIGTERM and SIGHUP ask the loop to stop at the end of the current step
+(:mod:`splinescope.train.signals`): it writes a checkpoint there, marks the run
+"interrupted" and raises :class:`~splinescope.train.signals.Interrupted`; a second signal
+stops at once. Divergence (:mod:`splinescope.train.divergence`): a non-finite loss or
+parameter marks the run "diverged" with the step and the tensor's name; training stops
+there unless ``on_divergence = "continue"``.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -36,6 +45,8 @@ from splinescope.train.build import (
     model_spec,
 )
 from splinescope.train.config import TrainConfig
+from splinescope.train.divergence import Divergence, check_loss, check_parameters
+from splinescope.train.signals import StopRequests
 
 
 def check_runs_dir(runs_dir: str | os.PathLike) -> Path:
@@ -72,6 +83,7 @@ class TrainResult:
     latest: dict[str, dict[str, float]]
     seconds: float
     probe_errors: int
+    divergence: Divergence | None = None
 
 
 def headline_values(monitor: Monitor) -> tuple[tuple[str, float], ...]:
@@ -118,17 +130,46 @@ def train(
         resume: a run id / prefix / name to continue from its last checkpoint.
         on_progress: called every ``progress_every`` steps and at every probe step.
         strict: re-raise probe errors.
-        stop_after: raise ``KeyboardInterrupt`` after this step (tests of interruption).
+        stop_after: stop after this step as if SIGINT had arrived during it (checkpoint,
+            "interrupted", :class:`~splinescope.train.signals.Interrupted`).
         on_start: called with the run id once the run exists (before the first step).
 
     Returns:
-        :class:`TrainResult`. A ``KeyboardInterrupt`` marks the run ``interrupted`` (data and
-        checkpoint kept) and propagates; any other exception marks it ``crashed``.
+        :class:`TrainResult` (``divergence`` set when the run diverged). A stop request
+        (SIGINT, SIGTERM, SIGHUP) marks the run ``interrupted`` after a checkpoint at the
+        current step and raises :class:`~splinescope.train.signals.Interrupted` (a
+        ``KeyboardInterrupt``); any other exception marks it ``crashed``.
     """
-    from splinescope.store import RunStore, get_run
-
     if config is None and resume is None:
         raise SplinescopeError("config: give a TrainConfig, or resume=RUN to continue a run")
+    with StopRequests() as stops:
+        return _train(
+            config,
+            runs_dir=runs_dir,
+            resume=resume,
+            on_progress=on_progress,
+            progress_every=progress_every,
+            strict=strict,
+            stop_after=stop_after,
+            on_start=on_start,
+            stops=stops,
+        )
+
+
+def _train(
+    config: TrainConfig | None,
+    *,
+    runs_dir: str | os.PathLike,
+    resume: str | None,
+    on_progress: Callable[[Progress], None] | None,
+    progress_every: int,
+    strict: bool,
+    stop_after: int | None,
+    on_start: Callable[[str], None] | None,
+    stops: StopRequests,
+) -> TrainResult:
+    from splinescope.store import RunStore, get_run
+
     runs_dir = check_runs_dir(runs_dir)
     store = RunStore(runs_dir)
     try:
@@ -136,7 +177,7 @@ def train(
             row = get_run(runs_dir, resume)
             run_id = row["run_id"]
             config = TrainConfig.from_dict(row["config"])
-            if row["status"] in ("finished", "running"):
+            if row["status"] not in ("interrupted", "crashed"):
                 raise SplinescopeError(
                     f"--resume: run {run_id} is {row['status']}; only interrupted or crashed "
                     "runs can be resumed"
@@ -186,30 +227,44 @@ def train(
         on_start(run_id)
 
     checkpoint = checkpoint_path(runs_dir, run_id)
+
+    def keep(step: int) -> None:
+        save_checkpoint(
+            checkpoint,
+            step=step,
+            model=model,
+            optimizer=optimizer,
+            sampler_state=sampler.state_dict(),
+            monitor_state=monitor.state_dict(),
+        )
+
     began = time.perf_counter()
     loss_value = float("nan")
     step = start - 1
+    divergence: Divergence | None = None
     try:
         with monitor:
+            stops.check()  # a signal during setup: nothing trained yet, nothing to keep
             model.train()
             for step in range(start, config.steps + 1):
                 if step > 0:
                     index = sampler.next()
                     loss = loss_fn(model(x_train[index]), y_train[index])
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
                     loss_value = loss.item()
+                    found = check_loss(step, loss_value)
+                    if found is None or config.on_divergence == "continue":
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                        found = found or check_parameters(step, model)
+                    if found is not None and divergence is None:
+                        divergence = found
+                        store.set_divergence(run_id, found.step, found.tensor, found.value)
+                    if found is not None and config.on_divergence == "stop":
+                        break
                 measured = monitor.step(step) is not None
                 if measured and config.checkpoint:
-                    save_checkpoint(
-                        checkpoint,
-                        step=step,
-                        model=model,
-                        optimizer=optimizer,
-                        sampler_state=sampler.state_dict(),
-                        monitor_state=monitor.state_dict(),
-                    )
+                    keep(step)
                     save_snapshot(snapshot_path(runs_dir, run_id, step), model)
                 if on_progress is not None and (measured or step % progress_every == 0):
                     on_progress(
@@ -222,8 +277,12 @@ def train(
                             headline_values(monitor),
                         )
                     )
-                if stop_after is not None and step >= stop_after:
-                    raise KeyboardInterrupt
+                if stop_after is not None and step >= stop_after and stops.signum is None:
+                    stops.signum = signal.SIGINT
+                if stops.signum is not None:
+                    if config.checkpoint and not measured:
+                        keep(step)
+                    stops.check()
             try:
                 summary = _summarise(runs_dir, run_id, store)
             except Exception as exc:
@@ -235,6 +294,8 @@ def train(
                     traceback.format_exc(),
                 )
                 summary = {}
+            if divergence is not None:
+                monitor.close("diverged")
     finally:
         store.close()
     return TrainResult(
@@ -244,4 +305,5 @@ def train(
         latest=monitor.latest,
         seconds=time.perf_counter() - began,
         probe_errors=monitor.errors,
+        divergence=divergence,
     )
