@@ -20,9 +20,11 @@ DB_FILENAME = "splinescope.sqlite"
 #: Bumped on every change of the tables below; stored as ``PRAGMA user_version``.
 #: Version 2 added the ``probes`` table (each run's probe kinds, configs, schedules and
 #: declared outputs); a version-1 store is upgraded in place when opened for writing and
-#: read as it is (with no probe declarations).
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: read as it is (with no probe declarations). Version 3 added the sweep tables (``sweeps``,
+#: ``sweep_points``, ``sweep_attempts``: a sweep's spec, its points with their coordinates,
+#: runs and claims, and every attempt's outcome), upgraded in place the same way.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 #: Seconds a connection waits for another process's write lock before giving up.
 DEFAULT_TIMEOUT_S = 60.0
@@ -82,8 +84,49 @@ CREATE TABLE probes (
 )"""
 )
 
-#: What turns a version-1 store into version 2.
+#: The sweep tables (version 3). A point's run is not a foreign key: on a cluster the run
+#: arrives in the store only when it has finished elsewhere.
+_SWEEP_SCHEMA = """
+CREATE TABLE sweeps (
+    name        TEXT PRIMARY KEY,
+    spec        TEXT NOT NULL,           -- JSON: the sweep's spec as parsed (base, axes, seeds...)
+    axes        TEXT NOT NULL,           -- JSON list: the coordinate names, in order
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE TABLE sweep_points (
+    sweep       TEXT NOT NULL REFERENCES sweeps (name) ON DELETE CASCADE,
+    point       TEXT NOT NULL,           -- the run name, built from the coordinates
+    idx         INTEGER NOT NULL,        -- position in the expansion
+    coords      TEXT NOT NULL,           -- JSON object: axis -> value
+    config      TEXT NOT NULL,           -- JSON object: the run's full config
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'finished', 'failed')),
+    run_id      TEXT,                    -- the point's current run, once one exists
+    attempts    INTEGER NOT NULL DEFAULT 0,   -- failed attempts so far
+    claim_host  TEXT,                    -- the sweep process running the point, if any
+    claim_pid   INTEGER,
+    claim_start TEXT,
+    claimed_at  REAL,
+    UNIQUE (sweep, point)
+);
+CREATE TABLE sweep_attempts (
+    sweep       TEXT NOT NULL,
+    point       TEXT NOT NULL,
+    run_id      TEXT,
+    outcome     TEXT NOT NULL,           -- finished, failed, interrupted
+    message     TEXT NOT NULL,
+    traceback   TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    ended_at    REAL NOT NULL,
+    FOREIGN KEY (sweep, point) REFERENCES sweep_points (sweep, point) ON DELETE CASCADE
+);
+CREATE INDEX sweep_attempts_point ON sweep_attempts (sweep, point)"""
+
+#: What turns a version-1 store into version 2, and a version-2 store into version 3.
 _UPGRADE_1_TO_2 = _SCHEMA.rsplit(";", 1)[1]
+_UPGRADE_2_TO_3 = _SWEEP_SCHEMA
+_SCHEMA = _SCHEMA + ";" + _SWEEP_SCHEMA
 
 
 def db_path(runs_dir: str | os.PathLike[str]) -> Path:
@@ -131,12 +174,17 @@ def _check_version(con: sqlite3.Connection, path: Path, readable: tuple[int, ...
 
 
 def _upgrade(con: sqlite3.Connection) -> None:
-    """Bring a version-1 store to version 2 (adds the probes table), under the write lock."""
+    """Bring a version-1 or -2 store to the current version (1 -> 2 adds the probes table,
+    2 -> 3 the sweep tables), under the write lock."""
     con.execute("BEGIN IMMEDIATE")
     try:
         (found,) = con.execute("PRAGMA user_version").fetchone()
         if found == 1:
             con.execute(_UPGRADE_1_TO_2)
+            found = 2
+        if found == 2:
+            for statement in _UPGRADE_2_TO_3.split(";"):
+                con.execute(statement)
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         con.execute("COMMIT")
     except BaseException:
@@ -192,7 +240,7 @@ def open_for_writing(
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        if found == 1:
+        if found in (1, 2):
             _upgrade(con)
         _check_version(con, path, (SCHEMA_VERSION,))
     except sqlite3.Error as exc:
