@@ -59,6 +59,83 @@ def bin_edges(conf: torch.Tensor, n_bins: int, binning: str) -> torch.Tensor:
     return edges
 
 
+#: Rows per block of :func:`row_stats`: about 2**19 probabilities (2 MiB in float32), so every
+#: temporary of a block stays in cache instead of being a fresh page-faulted allocation.
+BLOCK_ELEMENTS = 1 << 19
+
+
+@dataclass(frozen=True)
+class RowStats:
+    """One blocked pass over ``probs`` ``[n, C]``: value range, largest ``|row sum - 1|``,
+    confidence, probability of the true class, whether the first argmax is the label, and the
+    sum of all squared probabilities (float64)."""
+
+    lo: float
+    hi: float
+    row_err: float
+    conf: torch.Tensor
+    p_true: torch.Tensor
+    hit: torch.Tensor
+    sum_sq: float
+
+
+def row_stats(p: torch.Tensor, y: torch.Tensor) -> RowStats:
+    """:class:`RowStats` of ``p`` ``[n, C]`` with labels ``y`` ``[n]`` (labels in range)."""
+    n, c = p.shape
+    step = max(1, BLOCK_ELEMENTS // c)
+    ones = torch.ones(c, dtype=p.dtype, device=p.device)
+    conf = torch.empty(n, dtype=p.dtype, device=p.device)
+    p_true = torch.empty(n, dtype=p.dtype, device=p.device)
+    hit = torch.empty(n, dtype=torch.bool, device=p.device)
+    # a tie at the maximum needs two entries equal to it: 2 conf <= row sum (with rounding)
+    slack = 1.0 + 4 * c * torch.finfo(p.dtype).eps
+    parts = []
+    for i in range(0, n, step):
+        b, yb = p[i : i + step], y[i : i + step]
+        cb = torch.amax(b, dim=1, out=conf[i : i + step])
+        tb = torch.gather(b, 1, yb[:, None], out=p_true[i : i + step, None]).squeeze(1)
+        hb = torch.eq(tb, cb, out=hit[i : i + step])
+        sums = b @ ones
+        s_lo, s_hi = torch.aminmax(sums)
+        # the prediction is the first class attaining the maximum: among the hits that could
+        # be ties, rows attaining the maximum more than once are settled by argmax
+        maybe = (hb & (2 * cb <= sums * slack)).nonzero().squeeze(1)
+        if maybe.numel():
+            sub = b[maybe]
+            tied = maybe[(sub == cb[maybe, None]).sum(dim=1) > 1]
+            if tied.numel():
+                hb[tied] = b[tied].argmax(dim=1) == yb[tied]
+        part = [torch.amin(b), torch.amax(cb), s_lo, s_hi, b.square().sum()]
+        parts.append(torch.stack([t.to(torch.float64) for t in part]))
+    stats = torch.stack(parts).cpu()
+    lo, hi = stats[:, 0].min(), stats[:, 1].max()
+    row_err = torch.maximum(stats[:, 3].max() - 1.0, 1.0 - stats[:, 2].min())
+    return RowStats(
+        lo=float(lo),
+        hi=float(hi),
+        row_err=float(row_err),
+        conf=conf,
+        p_true=p_true,
+        hit=hit,
+        sum_sq=float(stats[:, 4].sum()),
+    )
+
+
+def width_bins(conf: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """Bin index ``[n]`` of confidences under equal-width float64 ``edges``: ``floor(conf * B)``
+    in ``conf``'s dtype (float32 at least), with the points near an edge (within 1e-4 bin
+    widths, far beyond rounding) placed by comparison with the stated edges in float64."""
+    n_bins = edges.numel() - 1
+    work = conf if conf.dtype in (torch.float32, torch.float64) else conf.float()
+    scaled = work * n_bins
+    idx = scaled.to(torch.long).clamp_(0, n_bins - 1)
+    near = ((scaled - scaled.round()).abs() < 1e-4).nonzero().squeeze(1)
+    if near.numel():
+        exact = conf[near].to(torch.float64)
+        idx[near] = torch.searchsorted(edges[1:-1].contiguous(), exact, right=True)
+    return idx
+
+
 def calibration_error(
     probs: torch.Tensor,
     labels: torch.Tensor,
@@ -84,41 +161,31 @@ def calibration_error(
     if p.ndim != 2 or p.shape[1] < 2 or p.shape[0] == 0:
         raise SplinescopeError(f"probs: expected shape [n, C] with C >= 2, got {tuple(p.shape)}")
     n, c = p.shape
-    lo, hi = torch.aminmax(p)  # NaN propagates: one pass checks range and finiteness
-    if not (float(lo) >= 0.0 and float(hi) <= 1.0):
-        if not bool(torch.isfinite(p).all()):
-            raise SplinescopeError("probs: non-finite value(s) (NaN or inf)")
-        raise SplinescopeError("probs: values must lie in [0, 1] (pass probabilities, not logits)")
-    row_err = float((p @ torch.ones(c, dtype=p.dtype, device=p.device) - 1.0).abs().max())
-    if row_err > atol:
-        raise SplinescopeError(
-            f"probs: rows must sum to 1 (largest deviation {row_err:.3g} > atol {atol:g})"
-        )
     y = labels_1d("labels", labels, n, p.device)
     if int(y.max()) >= c:
         raise SplinescopeError(f"labels: class {int(y.max())} out of range for {c} columns")
-    conf32 = p.amax(dim=1)
-    p_true32 = p.gather(1, y[:, None]).squeeze(1)
-    hit = p_true32 == conf32
-    # the prediction is the first class attaining the maximum: settle ties row by row
-    rows = hit.nonzero().squeeze(1)
-    tied = rows[(p[rows] == conf32[rows, None]).sum(dim=1) > 1]
-    if tied.numel():
-        hit[tied] = p[tied].argmax(dim=1) == y[tied]
-    conf = conf32.to(torch.float64)
-    correct = hit.to(torch.float64)
+    rows = row_stats(p, y)
+    if not (rows.lo >= 0.0 and rows.hi <= 1.0):  # NaN fails both
+        if not bool(torch.isfinite(p).all()):
+            raise SplinescopeError("probs: non-finite value(s) (NaN or inf)")
+        raise SplinescopeError("probs: values must lie in [0, 1] (pass probabilities, not logits)")
+    if rows.row_err > atol:
+        raise SplinescopeError(
+            f"probs: rows must sum to 1 (largest deviation {rows.row_err:.3g} > atol {atol:g})"
+        )
+    conf_p, p_true_p, hit = rows.conf, rows.p_true, rows.hit
+    conf = conf_p.to(torch.float64)
     edges = bin_edges(conf, n_bins, binning)
-    if binning == "width":  # arithmetic guess, then corrected against the stated edges
-        idx = (conf * n_bins).to(torch.long).clamp_(0, n_bins - 1)
-        idx -= (conf < edges[idx]).to(torch.long)
-        idx += ((idx < n_bins - 1) & (conf >= edges[(idx + 1).clamp_(max=n_bins)])).to(torch.long)
+    if binning == "width":
+        idx = width_bins(conf_p, edges)
     else:
         idx = torch.searchsorted(edges[1:-1].contiguous(), conf, right=True)
-    counts = torch.zeros(n_bins, dtype=torch.float64, device=p.device).index_add_(
-        0, idx, torch.ones_like(conf)
-    )
-    conf_sum = torch.zeros_like(counts).index_add_(0, idx, conf)
-    acc_sum = torch.zeros_like(counts).index_add_(0, idx, correct)
+    # counts and hits in one pass: bin 2b holds the misses of bin b, 2b + 1 its hits
+    key = hit.to(torch.long).add_(idx, alpha=2)
+    tally = torch.bincount(key, minlength=2 * n_bins).view(n_bins, 2)
+    counts = tally.sum(dim=1).to(torch.float64)
+    acc_sum = tally[:, 1].to(torch.float64)
+    conf_sum = torch.bincount(idx, weights=conf, minlength=n_bins)
     safe = counts.clamp(min=1.0)
     mean_conf, mean_acc = conf_sum / safe, acc_sum / safe
     gap = (mean_acc - mean_conf).abs()
@@ -129,11 +196,10 @@ def calibration_error(
         err = float((w * gap.square()).sum().sqrt())
     else:
         err = float(gap[counts > 0].max())
-    p_true = p_true32.to(torch.float64)
-    nll = float(-torch.log(p_true32).to(torch.float64).mean())
-    # sum_c (p_c - [y = c])^2 = sum_c p_c^2 - 2 p_y + 1; row sums in p's dtype, mean in float64
-    sq = (p.unsqueeze(1) @ p.unsqueeze(2)).reshape(n).to(torch.float64)
-    brier = float((sq - 2.0 * p_true + 1.0).mean())
+    p_true = p_true_p.to(torch.float64)
+    nll = -float(torch.log(p_true_p).sum(dtype=torch.float64)) / n
+    # mean_i sum_c (p_ic - [y_i = c])^2 = (sum_ic p_ic^2) / n - 2 mean_i p_iy + 1
+    brier = rows.sum_sq / n - 2.0 * float(p_true.mean()) + 1.0
     return Calibration(
         error=err,
         norm=norm,
@@ -144,7 +210,7 @@ def calibration_error(
         accuracy=mean_acc.cpu(),
         nll=nll,
         brier=brier,
-        accuracy_overall=float(correct.mean()),
+        accuracy_overall=float(acc_sum.sum()) / n,
         n=n,
         variant=f"top-label {NORM_NAMES[norm]}, {n_bins} equal-{binning} bins",
     )
