@@ -80,6 +80,7 @@ def test_tensorboard_sees_the_scalars_before_the_run_ends(tmp_path):
     monitor.close()
 
 
+@pytest.mark.slow
 def test_mlflow_gets_a_run_with_the_metrics_and_its_end_status(tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient

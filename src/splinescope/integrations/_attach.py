@@ -3,6 +3,7 @@ trainer's evaluations, deduplicated steps, and a state that survives the trainer
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -95,6 +96,7 @@ class Attachment:
         )
         self.seen_step: int | None = None
         self.evaluated_step: int | None = None
+        self.seconds = 0.0  # wall time spent measuring and storing (this process)
         if resume is not None:
             self.monitor.store.set_status(run_id, "running")
             self.monitor.load_state_dict(resume["monitor"])
@@ -111,12 +113,15 @@ class Attachment:
         if step == self.seen_step:
             return
         self.seen_step = step
+        began = time.perf_counter()
         self.monitor.step(step)
+        self.seconds += time.perf_counter() - began
 
     def evaluate(self, step: int, x_test: torch.Tensor, y_test: torch.Tensor) -> None:
         """Run the held-out probes at ``step`` on these test points (fixed on first use)."""
         if not self.heldout or step == self.evaluated_step:
             return
+        began = time.perf_counter()
         if not self._test_ready:
             device = self.monitor.context.x_train.device
             self.monitor.context = replace(
@@ -125,6 +130,7 @@ class Attachment:
             self._test_ready = True
         self.evaluated_step = step
         self.monitor.measure(step, self.heldout)
+        self.seconds += time.perf_counter() - began
 
     def state_dict(self) -> dict[str, Any]:
         return {

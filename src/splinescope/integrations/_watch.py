@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -119,14 +120,16 @@ class Watch:
         run_id: the store's id of the run.
         skipped: defaults left out, with the reason (``{"lc": "..."}``).
         current_step: the last step passed to (or counted by) :meth:`step`.
+        seconds: wall time spent in :meth:`step` (measuring and storing).
     """
 
     def __init__(self, monitor: Monitor, skipped: Mapping[str, str], start_step: int) -> None:
         self.monitor = monitor
         self.skipped = dict(skipped)
         self.current_step = start_step
+        self.seconds = 0.0
         try:
-            monitor.step(start_step)
+            self.step(start_step)
         except BaseException:
             monitor.close("crashed")
             raise
@@ -148,7 +151,11 @@ class Watch:
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise SplinescopeError(f"step: expected an integer ≥ 0, got {step!r}")
         self.current_step = step
-        return self.monitor.step(step)
+        began = time.perf_counter()
+        try:
+            return self.monitor.step(step)
+        finally:
+            self.seconds += time.perf_counter() - began
 
     def close(self, status: str = "finished") -> None:
         """End the run (``finished``, ``crashed`` or ``interrupted``); safe to call twice."""

@@ -131,6 +131,11 @@ class SplinescopeCallback(pl.Callback):
         return self._generate_state_key(name=self.name)
 
     @property
+    def seconds(self) -> float:
+        """Wall time this callback spent measuring and storing, in this process."""
+        return 0.0 if self.attachment is None else self.attachment.seconds
+
+    @property
     def run_id(self) -> str | None:
         """The store's id of the run (on global rank zero, once the fit started)."""
         return None if self.attachment is None else self.attachment.run_id

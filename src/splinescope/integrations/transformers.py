@@ -202,6 +202,11 @@ class SplinescopeTrainerCallback(TrainerCallback, ExportableState):
             _LIVE[name] = self
 
     @property
+    def seconds(self) -> float:
+        """Wall time this callback spent measuring and storing, in this process."""
+        return 0.0 if self.attachment is None else self.attachment.seconds
+
+    @property
     def run_id(self) -> str | None:
         return None if self.attachment is None else self.attachment.run_id
 
