@@ -9,7 +9,7 @@ pytest.importorskip("lightning")
 
 import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
-from helpers import datasets, mlp, parameters_equal  # noqa: E402
+from integration_helpers import datasets, mlp, parameters_equal  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402

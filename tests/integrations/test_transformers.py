@@ -12,7 +12,7 @@ pytest.importorskip("accelerate")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import torch  # noqa: E402
-from helpers import blobs, parameters_equal  # noqa: E402
+from integration_helpers import blobs, parameters_equal  # noqa: E402
 from transformers import Trainer, TrainingArguments  # noqa: E402
 
 from splinescope.export.sinks import CallbackSink  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import blobs, datasets, mlp, parameters_equal
+from integration_helpers import blobs, datasets, mlp, parameters_equal
 from torch.utils.data import DataLoader
 
 import splinescope
