@@ -29,11 +29,11 @@ SLEEP_S = float(os.environ.get("DRIVER_SLEEP_S", "0"))
 real_train = train_module.train
 
 
-def hooked_train(*args, on_progress=None, **kwargs):
+def hooked_train(*args, on_progress=None, progress_every=100, **kwargs):
     ready = [False]
 
     def progress(info):
-        if on_progress is not None and (info.measured or info.step % 100 == 0):
+        if on_progress is not None and (info.measured or info.step % progress_every == 0):
             on_progress(info)
         if info.step == READY_AT and info.measured:
             ready[0] = True

@@ -45,7 +45,7 @@ def test_resolve_run_by_id_prefix_and_name(tmp_path):
 def test_load_runs_columns_and_empty_stores(tmp_path):
     cols = [
         "run_id", "name", "status", "created_at", "updated_at", "heartbeat", "last_step",
-        "config", "env", "summary",
+        "config", "env", "summary", "divergence",
     ]  # fmt: skip
     assert list(load_runs(tmp_path).columns) == cols  # a directory without a store
     assert len(load_runs(tmp_path)) == 0

@@ -116,7 +116,7 @@ def test_bad_input_is_refused_with_the_field_named(store):
     with pytest.raises(SplinescopeError, match="unknown run id"):
         store.set_status("feedfeedfeed", "finished")
     with pytest.raises(
-        SplinescopeError, match=r"\['running', 'finished', 'crashed', 'interrupted'\]"
+        SplinescopeError, match=r"\['running', 'finished', 'crashed', 'interrupted', 'diverged'\]"
     ):
         store.set_status(rid, "done")
     with pytest.raises(SplinescopeError, match="config cannot be stored as JSON"):

@@ -72,6 +72,13 @@ def _as_tensor(value: object, what: str, dtype: torch.dtype) -> torch.Tensor:
             raise SplinescopeError(f"{what} cannot be converted to a tensor: {exc}") from exc
     if dtype == torch.int64:
         if tensor.is_floating_point() or tensor.is_complex():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise SplinescopeError(f"{what} holds NaN or infinite labels")
+            if tensor.is_floating_point() and tensor.numel() and tensor.abs().max() > 2**31:
+                raise SplinescopeError(
+                    f"{what} holds labels beyond 2**31 (largest {float(tensor.abs().max()):g}); "
+                    "class labels are 0 .. n_classes - 1"
+                )
             if not torch.equal(tensor, tensor.round()):
                 raise SplinescopeError(
                     f"{what} must hold integer class labels, got fractional values"

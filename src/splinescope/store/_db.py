@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from splinescope.errors import SplinescopeError
+from splinescope.store import _integrity
 
 DB_FILENAME = "splinescope.sqlite"
 
@@ -22,29 +23,43 @@ DB_FILENAME = "splinescope.sqlite"
 #: declared outputs); a version-1 store is upgraded in place when opened for writing and
 #: read as it is (with no probe declarations). Version 3 added the sweep tables (``sweeps``,
 #: ``sweep_points``, ``sweep_attempts``: a sweep's spec, its points with their coordinates,
-#: runs and claims, and every attempt's outcome), upgraded in place the same way.
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+#: runs and claims, and every attempt's outcome), upgraded in place the same way. Version 4
+#: added the status "diverged" and the column ``runs.divergence`` (JSON: step, tensor, value
+#: of a run that met a non-finite loss or parameter); SQLite cannot change a CHECK
+#: constraint, so the upgrade rebuilds the ``runs`` table (rows, ids and references kept).
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 #: Seconds a connection waits for another process's write lock before giving up.
 DEFAULT_TIMEOUT_S = 60.0
 
-_SCHEMA = (
-    """
-CREATE TABLE runs (
+#: The runs table of version 4, with the table's name left open (the upgrade builds it under
+#: a temporary name). ``_V1_RUN_COLUMNS`` are the columns every version has.
+_RUNS_TABLE = """
+CREATE TABLE {name} (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
     config      TEXT NOT NULL,           -- JSON object
     env         TEXT NOT NULL,           -- JSON object: versions, device, hostname, pid, seed
-    status      TEXT NOT NULL CHECK (status IN ('running', 'finished', 'crashed', 'interrupted')),
+    status      TEXT NOT NULL CHECK (status IN
+                    ('running', 'finished', 'crashed', 'interrupted', 'diverged')),
     created_at  REAL NOT NULL,           -- epoch seconds (UTC)
     updated_at  REAL NOT NULL,
     heartbeat   REAL NOT NULL,
     hostname    TEXT NOT NULL,           -- the process that owns a "running" run
     pid         INTEGER NOT NULL,
     pid_start   TEXT,                    -- its start time (Linux /proc), guards against pid reuse
-    summary     TEXT NOT NULL            -- JSON object
-);
+    summary     TEXT NOT NULL,           -- JSON object
+    divergence  TEXT                     -- JSON object: step, tensor, value (NULL: none)
+)"""
+_V1_RUN_COLUMNS = (
+    "id, name, config, env, status, created_at, updated_at, heartbeat, hostname, pid, "
+    "pid_start, summary"
+)
+
+_SCHEMA = (
+    _RUNS_TABLE.format(name="runs")
+    + """;
 CREATE INDEX runs_name ON runs (name);
 
 CREATE TABLE metrics (
@@ -127,6 +142,15 @@ CREATE INDEX sweep_attempts_point ON sweep_attempts (sweep, point)"""
 _UPGRADE_1_TO_2 = _SCHEMA.rsplit(";", 1)[1]
 _UPGRADE_2_TO_3 = _SWEEP_SCHEMA
 _SCHEMA = _SCHEMA + ";" + _SWEEP_SCHEMA
+#: Version 3 -> 4: the runs table rebuilt with the new CHECK and column (SQLite's documented
+#: procedure: new table, copy, drop, rename; foreign keys off meanwhile, so that dropping the
+#: old table cascades to nothing, and checked before the commit).
+_UPGRADE_3_TO_4 = (
+    _RUNS_TABLE.format(name="runs_v4")
+    + f";INSERT INTO runs_v4 ({_V1_RUN_COLUMNS}) SELECT {_V1_RUN_COLUMNS} FROM runs"
+    + ";DROP TABLE runs;ALTER TABLE runs_v4 RENAME TO runs"
+    + ";CREATE INDEX runs_name ON runs (name)"
+)
 
 
 def db_path(runs_dir: str | os.PathLike[str]) -> Path:
@@ -174,22 +198,37 @@ def _check_version(con: sqlite3.Connection, path: Path, readable: tuple[int, ...
 
 
 def _upgrade(con: sqlite3.Connection) -> None:
-    """Bring a version-1 or -2 store to the current version (1 -> 2 adds the probes table,
-    2 -> 3 the sweep tables), under the write lock."""
-    con.execute("BEGIN IMMEDIATE")
+    """Bring a version-1, -2 or -3 store to the current version, one step after the other
+    (1 -> 2 adds the probes table, 2 -> 3 the sweep tables, 3 -> 4 rebuilds the runs table),
+    in one transaction under the write lock: all steps or none."""
+    con.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: set before it
     try:
-        (found,) = con.execute("PRAGMA user_version").fetchone()
-        if found == 1:
-            con.execute(_UPGRADE_1_TO_2)
-            found = 2
-        if found == 2:
-            for statement in _UPGRADE_2_TO_3.split(";"):
-                con.execute(statement)
-            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            (found,) = con.execute("PRAGMA user_version").fetchone()
+            if found == 1:
+                con.execute(_UPGRADE_1_TO_2)
+                found = 2
+            if found == 2:
+                for statement in _UPGRADE_2_TO_3.split(";"):
+                    con.execute(statement)
+                found = 3
+            if found == 3:
+                for statement in _UPGRADE_3_TO_4.split(";"):
+                    con.execute(statement)
+                broken = con.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise SplinescopeError(
+                        f"schema upgrade to version 4 would break {len(broken)} reference(s) "
+                        f"(first: {broken[0]}); the store is left at version 3"
+                    )
+                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.execute("PRAGMA foreign_keys = ON")
 
 
 def open_for_writing(
@@ -205,7 +244,13 @@ def open_for_writing(
     raises SplinescopeError naming both versions.
     """
     path = db_path(runs_dir)
-    con = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+    _integrity.check_file(path)
+    try:
+        con = sqlite3.connect(
+            path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise _integrity.describe(exc, path, "open") from exc
     try:
         _configure(con, timeout_s)
         (mode,) = con.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -240,12 +285,19 @@ def open_for_writing(
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        if found in (1, 2):
+        if found in (1, 2, 3):
             _upgrade(con)
         _check_version(con, path, (SCHEMA_VERSION,))
+        # A writer must not add pages to a damaged file: every page is read once here
+        # (about 4 ms per MB).
+        (verdict,) = con.execute("PRAGMA quick_check(1)").fetchone()
+        if verdict != "ok":
+            raise SplinescopeError(
+                f"run store {str(path)!r} is corrupt ({verdict}); {_integrity.ADVICE}"
+            )
     except sqlite3.Error as exc:
         con.close()
-        raise SplinescopeError(f"cannot open run store {str(path)!r}: {exc}") from exc
+        raise _integrity.describe(exc, path, "open") from exc
     except BaseException:
         con.close()
         raise
@@ -262,20 +314,42 @@ def open_for_reading(
     path = db_path(runs_dir)
     if not path.is_file():
         return None
-    uri = path.resolve().as_uri() + "?mode=ro"
+    _integrity.check_file(path)
+    if path.stat().st_size == 0:
+        return None  # being created by a writer this moment
     try:
-        con = sqlite3.connect(
-            uri, uri=True, timeout=timeout_s, isolation_level=None, check_same_thread=False
-        )
+        con = _connect_read_only(path, timeout_s)
     except sqlite3.Error as exc:
-        raise SplinescopeError(f"cannot open run store {str(path)!r}: {exc}") from exc
+        raise _integrity.describe(exc, path, "open") from exc
     try:
         _configure(con, timeout_s)
+        (found,) = con.execute("PRAGMA user_version").fetchone()
+        if found == 0 and not con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            con.close()
+            return None  # a writer is creating the schema this moment
         _check_version(con, path, READABLE_VERSIONS)
     except sqlite3.Error as exc:
         con.close()
-        raise SplinescopeError(f"cannot read run store {str(path)!r}: {exc}") from exc
+        raise _integrity.describe(exc, path, "read") from exc
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _connect_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
+    """A read-only connection. A WAL-mode file whose folder cannot be written (a read-only
+    mount, an archive) has no shared-memory index to open; with no WAL file beside it
+    nothing can be pending, and it is opened as immutable."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    kwargs = dict(uri=True, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+    con = sqlite3.connect(uri, **kwargs)
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return con
+    except sqlite3.OperationalError:
+        con.close()
+        wal = path.with_name(path.name + "-wal")
+        if os.access(path.parent, os.W_OK) or wal.exists():
+            raise
+    return sqlite3.connect(uri + "&immutable=1", **kwargs)

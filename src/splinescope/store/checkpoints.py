@@ -46,10 +46,23 @@ def snapshot_steps(runs_dir: str | os.PathLike, run_id: str) -> list[int]:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``obj`` to ``path`` whole or not at all; a full disk or any other write failure
+    raises SplinescopeError naming the path (the previous file, if any, is kept)."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise SplinescopeError(
+            f"cannot write {str(path)!r}: {reason} (is the disk full?); the previous "
+            "version of the file, if any, is kept"
+        ) from exc
 
 
 def save_snapshot(path: Path, model: nn.Module) -> None:

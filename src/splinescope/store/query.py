@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from splinescope.errors import SplinescopeError
-from splinescope.store import _db, _json
+from splinescope.store import _db, _integrity, _json
 from splinescope.store._liveness import DEFAULT_STALE_AFTER_S, owner_dead
 from splinescope.store.runstore import decode_array
 
@@ -59,7 +59,11 @@ def _query(con: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> l
     try:
         return con.execute(sql, params).fetchall()
     except sqlite3.Error as exc:
-        raise SplinescopeError(f"reading the run store failed: {exc}") from exc
+        try:
+            path = Path(con.execute("PRAGMA database_list").fetchone()[2])
+        except sqlite3.Error:
+            path = Path("splinescope.sqlite")
+        raise _integrity.describe(exc, path, "read") from exc
 
 
 def _run_rows(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from splinescope.errors import SplinescopeError
-from splinescope.store import _db, _json
+from splinescope.store import _db, _integrity, _json
 from splinescope.store._liveness import environment, hostname, process_start
 
 STATUSES = ("running", "finished", "crashed", "interrupted", "diverged")
@@ -238,10 +238,14 @@ class RunStore:
                 raise SplinescopeError(self._unknown(bad[0] if bad else touched[0])) from exc
             raise SplinescopeError(f"run store {str(self.path)!r} refused a write: {exc}") from exc
         except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise _integrity.describe(exc, self.path, "write") from exc
             raise SplinescopeError(
                 f"run store {str(self.path)!r}: write failed ({exc}); another process may "
                 f"have held the lock longer than timeout_s={self.timeout_s}"
             ) from exc
+        except sqlite3.DatabaseError as exc:
+            raise _integrity.describe(exc, self.path, "write") from exc
         for rid in touched:
             self._last_beat[rid] = now
 
@@ -330,10 +334,8 @@ class RunStore:
                     )
                 except sqlite3.IntegrityError:
                     continue  # id taken in the same second: draw again
-                except sqlite3.OperationalError as exc:
-                    raise SplinescopeError(
-                        f"run store {str(self.path)!r}: cannot create run ({exc})"
-                    ) from exc
+                except sqlite3.DatabaseError as exc:
+                    raise _integrity.describe(exc, self.path, "creating a run") from exc
                 self._last_beat[run_id] = now
                 return run_id
         raise SplinescopeError(f"run store {str(self.path)!r}: no free run id after 100 draws")

@@ -64,6 +64,21 @@ DEFAULT_PROBES: tuple[dict, ...] = (
 )
 
 
+#: Inclusive ranges of the integer fields. The upper bounds keep a typo from asking for an
+#: impossible run (a width of 10^30, a seed torch cannot take); they are far beyond any run
+#: this toolkit is meant for.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "width": (1, 2**20),
+    "steps": (1, 2**62),
+    "depth": (0, 1000),
+    "n_train": (0, 2**40),
+    "batch_size": (0, 2**31),
+    "seed": (0, 2**63 - 1),
+    "data_seed": (0, 2**63 - 1),
+    "n_random": (0, 10**6),
+}
+
+
 def _choices() -> dict[str, tuple[str, ...]]:
     """Fields whose value must be one of a registry's names."""
     from splinescope.data import DATASET_NAMES
@@ -126,16 +141,20 @@ class TrainConfig:
                     f"config field {name!r}: {getattr(self, name)!r} is not allowed; allowed "
                     f"values: {', '.join(allowed)}"
                 )
-        for name in ("width", "steps"):
-            if getattr(self, name) < 1:
+        for name, (lo, hi) in INT_RANGES.items():
+            if not lo <= getattr(self, name) <= hi:
                 raise SplinescopeError(
-                    f"config field {name!r}: must be ≥ 1, got {getattr(self, name)}"
+                    f"config field {name!r}: must be between {lo:,} and {hi:,}, got "
+                    f"{getattr(self, name):,}"
                 )
-        for name in ("depth", "n_train", "batch_size", "seed", "data_seed", "n_random"):
-            if getattr(self, name) < 0:
+        for c in self.channels:
+            if not 1 <= c <= 2**16:
                 raise SplinescopeError(
-                    f"config field {name!r}: must be ≥ 0, got {getattr(self, name)}"
+                    f"config field 'channels': each must be between 1 and 65,536, got {c:,}"
                 )
+        for name in ("weight_decay", "momentum"):
+            if not math.isfinite(getattr(self, name)):
+                raise SplinescopeError(f"config field {name!r}: must be a finite number")
         for name in ("lr", "init_scale"):
             if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
                 raise SplinescopeError(f"config field {name!r}: must be a finite number > 0")

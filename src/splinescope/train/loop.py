@@ -185,7 +185,14 @@ def _train(
         torch.manual_seed(config.seed)
         data = load_data(config)
         device = torch.device(config.device)
-        model = make_model(config, data).to(device)
+        try:
+            model = make_model(config, data).to(device)
+        except (RuntimeError, MemoryError, OverflowError) as exc:  # e.g. not enough memory
+            raise SplinescopeError(
+                f"config fields 'model', 'width', 'depth', 'channels': the {config.model} for "
+                f"input shape {data.input_shape} and {data.n_classes} classes cannot be built "
+                f"on {device} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            ) from None
         optimizer = make_optimizer(config, model)
         loss_fn = make_loss(config.loss)
         sampler = BatchSampler(data.n_train, config.batch_size, seed=config.seed + 1)
