@@ -9,6 +9,9 @@
     splinescope report grok-digits -o r.html   # self-contained HTML report
     splinescope export grok-digits DIR --to tensorboard
     splinescope partition grok-digits --step 1000 --plane train:0,1,2 -o fig.png
+    splinescope sweep omnigrok-digits --jobs 2     # a grid of runs; --backend ray, --dry-run
+    splinescope report omnigrok-digits         # a sweep's phase charts
+    splinescope merge other/runs runs          # bring runs from another machine
 """
 
 from __future__ import annotations
@@ -352,11 +355,19 @@ def report(
     ),
     runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR),
 ) -> None:
-    """Write one self-contained HTML report of one run, or a comparison of several."""
+    """Write one self-contained HTML report of one run, a comparison of several, or the
+    phase charts of a sweep (give the sweep's name)."""
     from splinescope.report.commands import report_command
 
     try:
-        path = report_command(run_names, runs_dir, output)
+        from splinescope.store.sweeps import sweep_names
+
+        if len(run_names) == 1 and run_names[0] in sweep_names(runs_dir):
+            from splinescope.report.sweep_page import write_sweep_report
+
+            path = write_sweep_report(runs_dir, run_names[0], output)
+        else:
+            path = report_command(run_names, runs_dir, output)
     except SplinescopeError as exc:
         raise fail(str(exc)) from None
     _console().print(f"report written to {path}", highlight=False, soft_wrap=True)
@@ -428,3 +439,61 @@ def partition(
     except SplinescopeError as exc:
         raise fail(str(exc)) from None
     _console().print(f"partition written to {path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def sweep(
+    spec: Annotated[
+        str, typer.Argument(metavar="SPEC", help="A SPEC.toml file or a shipped spec's name.")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs; run none.")] = False,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="Runs at once (default: cores / threads).")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="pool (local processes) or ray.")] = "pool",
+    address: Annotated[
+        str | None, typer.Option(help="A Ray cluster's address (--backend ray).")
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Run points that used up their retries again.")
+    ] = False,
+    runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR),
+) -> None:
+    """Run a sweep (a grid of runs) into one store; run it again to resume after a kill."""
+    from splinescope.sweep.commands import sweep_command
+
+    try:
+        code = sweep_command(
+            spec,
+            runs_dir,
+            dry_run=dry_run,
+            jobs=jobs,
+            backend=backend,
+            address=address,
+            retry_failed=retry_failed,
+            console=_console(),
+        )
+    except SplinescopeError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        _console(stderr=True).print(
+            "[yellow]interrupted:[/] the sweep's runs are marked interrupted; run the same "
+            "command again to resume"
+        )
+        raise typer.Exit(130) from None
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def merge(
+    src: Annotated[Path, typer.Argument(metavar="SRC", help="Runs directory to merge from.")],
+    dest: Annotated[Path, typer.Argument(metavar="DEST", help="Runs directory to merge into.")],
+) -> None:
+    """Bring SRC's runs (ids kept) and sweep records into DEST; refuses conflicting ids."""
+    from splinescope.sweep.commands import merge_command
+
+    try:
+        merge_command(src, dest, _console())
+    except SplinescopeError as exc:
+        raise fail(str(exc)) from None

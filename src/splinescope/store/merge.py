@@ -37,12 +37,7 @@ _RUN_COLS = (
     "id, name, config, env, status, created_at, updated_at, heartbeat, hostname, pid, "
     "pid_start, summary"
 )
-_CHILD_TABLES = {
-    "metrics": "run_id, step, probe, key, value",
-    "arrays": "run_id, step, probe, key, npy",
-    "errors": "run_id, step, probe, message, traceback, created_at",
-    "probes": "run_id, name, spec",
-}
+_CHILD_TABLES = ("metrics", "arrays", "errors", "probes")  # every column of SRC's is copied
 _POINT_COLS = "sweep, point, idx, coords, config, state, run_id, attempts"
 _ATTEMPT_COLS = "sweep, point, run_id, outcome, message, traceback, host, started_at, ended_at"
 
@@ -62,6 +57,17 @@ class MergeResult:
 
 def _tables(con: sqlite3.Connection) -> set[str]:
     return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _columns(con: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+
+
+def _run_cols(src: sqlite3.Connection) -> str:
+    """The runs columns to copy: the first version's, in that order (``_identity`` reads
+    them by position), then every later one SRC has (DEST, opened for writing, has all)."""
+    first = [c.strip() for c in _RUN_COLS.split(",")]
+    return ", ".join(first + [c for c in _columns(src, "runs") if c not in first])
 
 
 def _identity(row: Sequence) -> tuple:
@@ -89,13 +95,12 @@ def _plan_runs(
     src: sqlite3.Connection, dest: sqlite3.Connection, ids: Sequence[str] | None
 ) -> tuple[list[tuple], list[tuple], list[str], list[str]]:
     """(rows to add, rows to update, unchanged ids, conflict descriptions)."""
+    cols = _run_cols(src)
     where = "" if ids is None else f" WHERE id IN ({','.join('?' * len(ids))})"
-    rows = src.execute(
-        f"SELECT {_RUN_COLS} FROM runs{where} ORDER BY created_at, id", tuple(ids or ())
-    )
+    rows = src.execute(f"SELECT {cols} FROM runs{where} ORDER BY created_at, id", tuple(ids or ()))
     add, update, same, conflicts = [], [], [], []
     for row in rows.fetchall():
-        mine = dest.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (row[0],)).fetchone()
+        mine = dest.execute(f"SELECT {cols} FROM runs WHERE id = ?", (row[0],)).fetchone()
         if mine is None:
             add.append(row)
         elif _identity(mine) != _identity(row):
@@ -140,10 +145,12 @@ def _plan_sweeps(
 
 def _copy_run(src: sqlite3.Connection, dest: sqlite3.Connection, row: tuple, tables: set) -> None:
     dest.execute("DELETE FROM runs WHERE id = ?", (row[0],))  # cascades to its data
-    dest.execute(f"INSERT INTO runs ({_RUN_COLS}) VALUES ({','.join('?' * 12)})", row)
-    for table, cols in _CHILD_TABLES.items():
+    run_cols = _run_cols(src)
+    dest.execute(f"INSERT INTO runs ({run_cols}) VALUES ({','.join('?' * len(row))})", row)
+    for table in _CHILD_TABLES:
         if table not in tables:
             continue
+        cols = ", ".join(_columns(src, table))
         data = src.execute(
             f"SELECT {cols} FROM {table} WHERE run_id = ? ORDER BY rowid", (row[0],)
         ).fetchall()
