@@ -23,8 +23,9 @@ def check_file(path: Path) -> None:
     """Refuse a store file that cannot be a whole SQLite database, from its 100-byte header.
 
     An absent or empty file passes (a new store). Raises SplinescopeError naming ``path``
-    when the file is a directory, does not start with SQLite's magic string, or is shorter
-    than the page size times the page count its header records (a truncated copy).
+    when the file is a directory, does not start with SQLite's magic string, or, with no WAL
+    file beside it, is shorter than the page size times the page count its header records
+    (a truncated copy; with a WAL, SQLite itself reports a damaged file as corrupt).
     """
     try:
         if path.is_dir():
@@ -51,8 +52,11 @@ def check_file(path: Path) -> None:
     pages = int.from_bytes(header[28:32], "big")
     valid_for = int.from_bytes(header[92:96], "big")
     # The in-header page count is trusted by SQLite only when "version-valid-for" matches
-    # the change counter (files written by SQLite >= 3.7.0); only then can we compare.
-    if pages and valid_for == change_counter and size < pages * page_size:
+    # the change counter (files written by SQLite >= 3.7.0); only then can we compare. And
+    # only for a store at rest (no WAL beside it): a WAL checkpoint running in another
+    # process may write the header before it extends the file.
+    at_rest = not path.with_name(path.name + "-wal").exists()
+    if at_rest and pages and valid_for == change_counter and size < pages * page_size:
         raise SplinescopeError(
             f"run store {str(path)!r} is truncated: {size:,} bytes, but its header records "
             f"{pages:,} pages of {page_size:,} bytes ({pages * page_size:,} bytes); {ADVICE}"
