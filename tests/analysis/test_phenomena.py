@@ -347,8 +347,14 @@ def test_a_curve_that_never_improves_settles_at_once_and_says_at_what_level():
     )
     out = detect(frame)
     assert out["interpolation_step"] == 99  # 99/100 >= 0.99
-    assert out["generalization_step"] == 1 and out["grokking_gap"] == pytest.approx(1 / 99)
+    # at chance (the first logged value, or 1/10): never announced
+    assert out["generalization_step"] == NOT_REACHED and out["grokking_gap"] == NOT_REACHED
     assert out["test_plateau"] == pytest.approx(0.1)
+    assert detect(frame, n_classes=10)["generalization_step"] == NOT_REACHED
+    # the same flat curve well above chance settles at once
+    flat = frame.assign(value=np.where(frame["key"] == "test_acc", 0.5, frame["value"]))
+    above = detect(flat, n_classes=10)
+    assert above["generalization_step"] == 1 and above["grokking_gap"] == pytest.approx(1 / 99)
     assert grokking_gap(0, 7) is None
     zero = long_frame(
         np.arange(0, 3),

@@ -128,9 +128,10 @@ def test_single_run_report_renders_in_chromium(browser, runs_dir, tmp_path):
     try:
         assert console == [] and requests == []
         n = int(page.get_attribute("body", "data-figures"))
-        assert n == 10 and page.get_attribute("body", "data-figures-rendered") == str(n)
+        # ten plots and the paper view (LC phases were detected)
+        assert n == 11 and page.get_attribute("body", "data-figures-rendered") == str(n)
         sizes = _figure_sizes(page)
-        assert len(sizes) == n + 6  # ten plots and six partition pictures
+        assert len(sizes) == n + 6  # eleven plots and six partition pictures
         assert all(w > 100 and h > 100 for w, h in sizes.values()), sizes
         traces = page.evaluate(
             "() => [...document.querySelectorAll('.plot')].map(d => d.querySelectorAll('.trace').length)"
@@ -145,6 +146,8 @@ def test_single_run_report_renders_in_chromium(browser, runs_dir, tmp_path):
             v = summary[c["key"]]
             if isinstance(v, str):
                 assert c["text"] == v
+            elif isinstance(v, dict):  # per-curve phases: tabulated in the paper view
+                assert c["text"] == f"{len(v)} curve(s): see the paper view"
             else:
                 assert float(c["text"].replace(",", "")) == pytest.approx(v, rel=1e-3)
         last = load_metrics(runs_dir, run_id).sort_values("step").groupby(["probe", "key"]).last()

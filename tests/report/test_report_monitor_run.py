@@ -65,6 +65,7 @@ def test_report_of_a_monitored_training_run(tmp_path):
     page = report_command(["tiny"], runs, tmp_path / "tiny.html").read_text(encoding="utf-8")
     slugs = re.findall(r'<figure class="fig" data-figure="([^"]+)"', page)
     assert slugs == [
+        "paper-view",  # LC phases were detected: the paper view comes first
         "headline",
         "loss",
         "lc-layers",

@@ -19,9 +19,8 @@ The definitions, once for all functions:
   plateau; "not reached" when the last
   logged value is itself more than ``tolerance`` from the plateau (the curve has not
   settled). With a user ``threshold`` instead: the first logged step at which test accuracy
-  is at least ``threshold``. Note that a curve that never improves has a plateau too (its
-  generalization step is then early); :func:`detect_phenomena` reports the plateau value so
-  that this can be seen.
+  is at least ``threshold``. A curve that never improves has a plateau too (its step would be
+  early): :func:`detect_phenomena` applies the chance rule below and reports the plateau.
 * **grokking gap** -- generalization step / interpolation step (a ratio; > 1 means test
   accuracy settled later than the training set was fitted).
 * **delayed robustness** -- the same two steps on adversarial accuracy: robust interpolation
@@ -34,6 +33,28 @@ The definitions, once for all functions:
   ``peak - descent_fraction * drop`` (default: a quarter of the way down); "not reached"
   when ``drop`` is smaller than ``min_relative_drop`` (0.1) of the peak value (LC did not
   really fall) or no later point is that low.
+* **chance level** -- no generalization or robustness is announced at chance: the final
+  plateau of the curve must be at least ``chance + chance_margin`` (0.1), with chance
+  ``1 / n_classes`` when the number of classes is known, else the curve's first logged value
+  (an untrained network's accuracy); otherwise the step is "not reached".
+* **smoothing** -- the phase rules below read curves smoothed on the log-step grid: a
+  Gaussian kernel average in ``x = log10(1 + step)`` with a bandwidth of ``bandwidth``
+  decades (0.1), evaluated at the logged steps (:func:`smooth_log_steps`).
+* **LC phases** (:func:`lc_phases`, per point set and radius, on the smoothed curve): the
+  **ascent** is the largest rise, a trough followed by a later peak maximising
+  ``peak - trough``; it counts when ``trough <= (1 - min_rise) * peak`` (min_rise 0.1). The
+  **first descent** is the fall from the first logged value to that trough, counted when the
+  trough is at least ``min_depth`` (0.1) below the first value (depth ``1 - trough /
+  first``, end step = the trough's step). The **second descent** follows the peak: with
+  ``final`` the final plateau, it counts when the peak is not the last point and ``final <=
+  (1 - min_drop) * peak`` (min_drop 0.1); its onset is the first step after the peak where
+  LC is at most ``peak - descent_fraction * (peak - final)``; ``final_to_peak`` is
+  ``final / peak``. Without an ascent no phase is announced.
+* **delayed robustness** (:func:`delayed_robustness`, per attack budget, on the smoothed
+  test adversarial accuracy): the minimum at or after the interpolation step (step and
+  value); a later rise counts when the final plateau exceeds that minimum by ``min_gain``
+  (0.05) and is above chance (the chance rule); the rise step is the first step after the
+  minimum where the curve reaches half-way from the minimum to the final plateau.
 """
 
 from __future__ import annotations
@@ -255,11 +276,173 @@ def lc_peak_and_descent(
     return LCDescent(int(s[p]), peak, final, level, descent, descent_fraction, min_relative_drop)
 
 
+SMOOTH_BANDWIDTH = 0.1
+CHANCE_MARGIN = 0.1
+
+#: The phase rules in words, as the summary states them (the report's criteria table).
+RULES: dict[str, str] = {
+    "rule_smoothing": "curves smoothed by a Gaussian kernel in log10(1 + step), bandwidth "
+    "{bandwidth} decades, before the phase rules",
+    "rule_chance": "generalization and robustness are announced only if the final plateau is "
+    "≥ chance + {chance_margin} (chance = 1/n_classes, else the first logged value)",
+    "rule_lc_ascent": "largest rise trough → later peak, counted if trough ≤ (1 - "
+    "{min_rise}) × peak",
+    "rule_lc_first_descent": "first value → ascent trough, counted if the trough is ≥ "
+    "{min_depth} × first value below it; end step = trough step",
+    "rule_lc_second_descent": "after the ascent peak, counted if final plateau ≤ (1 - "
+    "{min_drop}) × peak; onset = first step at peak - {descent_fraction} × (peak - final)",
+    "rule_delayed_robustness": "minimum of test adversarial accuracy at/after interpolation; "
+    "counted if the final plateau is ≥ minimum + {min_gain} and above chance; rise step = "
+    "first step half-way from the minimum to the plateau",
+}
+
+
+def smooth_log_steps(steps: Any, values: Any, bandwidth: float = SMOOTH_BANDWIDTH) -> np.ndarray:
+    """The curve smoothed on the log-step grid: at each logged step, the Gaussian-weighted mean
+    of the values with weights ``exp(-(x_i - x_j)^2 / (2 bandwidth^2))``, ``x = log10(1 +
+    step)`` (bandwidth in decades; 0 returns the values). Steps ascending, no NaN (as
+    :func:`_series` returns them); output ``[n]`` float64."""
+    s = np.asarray(steps, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if not bandwidth >= 0:
+        raise SplinescopeError(f"bandwidth must be >= 0 (decades), got {bandwidth}")
+    if bandwidth == 0 or v.size < 2:
+        return v.copy()
+    x = np.log10(1.0 + np.maximum(s, 0.0))
+    w = np.exp(-0.5 * ((x[:, None] - x[None, :]) / bandwidth) ** 2)
+    return (w @ v) / w.sum(axis=1)
+
+
+@dataclass(frozen=True)
+class LCPhases:
+    """The three phases of an LC curve (rules: module docstring); steps are logged steps,
+    values in the curve's units (smoothed). ``None`` where a phase is not found."""
+
+    first_value: float
+    final_value: float
+    first_descent_end_step: int | None
+    first_descent_depth: float | None
+    ascent_trough_step: int | None
+    ascent_peak_step: int | None
+    ascent_peak_value: float | None
+    second_descent_onset_step: int | None
+    final_to_peak: float | None
+
+    def to_summary(self) -> dict[str, Any]:
+        """JSON-friendly, with "not reached" for missing phases."""
+        return {k: _or_not_reached(getattr(self, k)) for k in self.__dataclass_fields__}
+
+
+def _largest_rise(v: np.ndarray) -> tuple[int, int]:
+    """``(j, p)``, ``j <= p``, maximising ``v[p] - v[j]`` (first such pair)."""
+    best, pair, low = -np.inf, (0, 0), 0
+    for p in range(v.size):
+        if v[p] < v[low]:
+            low = p
+        if v[p] - v[low] > best:
+            best, pair = v[p] - v[low], (low, p)
+    return pair
+
+
+def lc_phases(
+    steps: Any,
+    lc: Any,
+    *,
+    bandwidth: float = SMOOTH_BANDWIDTH,
+    min_depth: float = 0.1,
+    min_rise: float = 0.1,
+    min_drop: float = 0.1,
+    descent_fraction: float = 0.25,
+    plateau_fraction: float = PLATEAU_FRACTION,
+) -> LCPhases:
+    """First descent, ascent and second descent of an LC curve (module docstring)."""
+    for name, value in (("min_depth", min_depth), ("min_rise", min_rise), ("min_drop", min_drop)):
+        _fraction(value, name)
+    descent_fraction = _fraction(descent_fraction, "descent_fraction")
+    s, raw = _series(steps, lc, "lc_phases")
+    if raw.size == 0:
+        return LCPhases(math.nan, math.nan, None, None, None, None, None, None, None)
+    v = smooth_log_steps(s, raw, bandwidth)
+    first, final = float(v[0]), final_plateau(v, plateau_fraction, steps=s)
+    j, p = _largest_rise(v)
+    peak, trough = float(v[p]), float(v[j])
+    if p == j or not trough <= (1 - min_rise) * peak:
+        return LCPhases(first, final, None, None, None, None, None, None, None)
+    end = depth = None
+    if j > 0 and trough <= (1 - min_depth) * first:
+        end, depth = int(s[j]), 1 - trough / first if first else None
+    onset = ratio = None
+    if p < v.size - 1 and final <= (1 - min_drop) * peak:
+        level = peak - descent_fraction * (peak - final)
+        below = np.flatnonzero(v[p + 1 :] <= level)
+        if below.size:
+            onset = int(s[p + 1 + below[0]])
+            ratio = final / peak if peak else None
+    return LCPhases(first, final, end, depth, int(s[j]), int(s[p]), peak, onset, ratio)
+
+
+@dataclass(frozen=True)
+class DelayedRobustness:
+    """Adversarial accuracy's post-interpolation minimum and later rise (module docstring)."""
+
+    min_step: int | None
+    min_value: float | None
+    rise_step: int | None
+    final_value: float
+    gain: float | None
+    chance: float
+
+    def to_summary(self) -> dict[str, Any]:
+        """JSON-friendly, with "not reached" for missing values."""
+        return {k: _summary_value(getattr(self, k)) for k in self.__dataclass_fields__}
+
+
+def _chance(v: np.ndarray, n_classes: int | None) -> float:
+    if n_classes is not None:
+        return 1.0 / n_classes
+    return float(v[0]) if v.size else math.nan
+
+
+def delayed_robustness(
+    steps: Any,
+    adv_acc: Any,
+    interpolation: int | None,
+    *,
+    n_classes: int | None = None,
+    bandwidth: float = SMOOTH_BANDWIDTH,
+    min_gain: float = 0.05,
+    chance_margin: float = CHANCE_MARGIN,
+    plateau_fraction: float = PLATEAU_FRACTION,
+) -> DelayedRobustness:
+    """Post-interpolation minimum and late rise of test adversarial accuracy."""
+    s, raw = _accuracies(steps, adv_acc, "delayed_robustness")
+    v = smooth_log_steps(s, raw, bandwidth)
+    chance = _chance(raw, n_classes)
+    final = final_plateau(v, plateau_fraction, steps=s) if v.size else math.nan
+    after = np.flatnonzero(s >= interpolation) if interpolation is not None else np.array([])
+    if after.size == 0:
+        return DelayedRobustness(None, None, None, final, None, chance)
+    m = int(after[np.argmin(v[after])])
+    low = float(v[m])
+    rise = gain = None
+    if final - low >= min_gain and final >= chance + chance_margin and m < v.size - 1:
+        half = np.flatnonzero(v[m + 1 :] >= low + 0.5 * (final - low))
+        if half.size:
+            rise, gain = int(s[m + 1 + half[0]]), final - low
+    return DelayedRobustness(int(s[m]), low, rise, final, gain, chance)
+
+
 # -- the run summary --------------------------------------------------------------------
 
 
 def _or_not_reached(value: int | float | None) -> int | float | str:
     return NOT_REACHED if value is None else value
+
+
+def _summary_value(value: int | float | None) -> int | float | str:
+    if isinstance(value, float) and math.isnan(value):
+        return UNDEFINED
+    return _or_not_reached(value)
 
 
 def _gap(first: int | None, second: int | None) -> float | str:
@@ -278,7 +461,12 @@ ROLES = (
     "train_adversarial_accuracy",
     "test_adversarial_accuracy",
     "train_lc",
+    "test_lc",
+    "random_lc",
+    "boundary_lc",
 )
+#: LC curves whose phases are detected, in this order.
+LC_ROLES = ("train_lc", "test_lc", "random_lc", "boundary_lc")
 
 
 def _legacy_role(probe: str, key: str) -> str | None:
@@ -357,6 +545,12 @@ def detect_phenomena(
     plateau_fraction: float = PLATEAU_FRACTION,
     adversarial_key: str | None = None,
     lc_key: str | None = None,
+    n_classes: int | None = None,
+    chance_margin: float = CHANCE_MARGIN,
+    bandwidth: float = SMOOTH_BANDWIDTH,
+    min_depth: float = 0.1,
+    min_rise: float = 0.1,
+    min_gain: float = 0.05,
 ) -> dict[str, Any]:
     """The run summary: phenomena found in a run's scalars and the criteria used.
 
@@ -377,6 +571,18 @@ def detect_phenomena(
     plateau_fraction, test_plateau, adversarial_key, robust_generalization_tolerance or
     robust_generalization_threshold, adversarial_plateau, lc_key, lc_descent_fraction,
     lc_min_relative_drop, lc_peak_value, lc_final_value.
+
+    No generalization or robustness is announced at chance (``n_classes``: chance is
+    ``1 / n_classes``, else the curve's first value; the plateau must exceed it by
+    ``chance_margin``): criteria chance_level, chance_margin. The phase rules (module
+    docstring; ``bandwidth``, ``min_depth``, ``min_rise``, ``min_relative_drop`` as the
+    second descent's drop, ``descent_fraction``, ``min_gain``) add ``lc_phases`` — per LC
+    curve of every point set (``"probe/key"``), :meth:`LCPhases.to_summary` — and
+    ``delayed_robustness`` — per test adversarial accuracy curve,
+    :meth:`DelayedRobustness.to_summary` — with the headline steps lc_first_descent_step,
+    lc_ascent_peak_step, lc_second_descent_step (of the picked train LC curve) and
+    delayed_robustness_step (of the picked adversarial curve), and the rules in words
+    (``rule_*`` keys).
     """
     missing = [c for c in ("step", "probe", "key", "value") if c not in metrics.columns]
     if missing:
@@ -406,8 +612,24 @@ def detect_phenomena(
         out["interpolation_step"] = _or_not_reached(interp)
         criteria["interpolation_threshold"] = train_threshold
     gen_kw = dict(tolerance=tolerance, plateau_fraction=plateau_fraction)
+
+    def above_chance(curve_: tuple[np.ndarray, np.ndarray]) -> bool:
+        _, v = _series(*curve_, "detect_phenomena")
+        chance = _chance(v, n_classes)
+        return final_plateau(v, plateau_fraction, steps=curve_[0]) >= chance + chance_margin
+
+    if n_classes is not None and not (isinstance(n_classes, int) and n_classes >= 1):
+        raise SplinescopeError(f"n_classes must be a positive int or None, got {n_classes!r}")
+    chance_criteria = {
+        "chance_level": (
+            1.0 / n_classes if n_classes is not None else "first logged value of each curve"
+        ),
+        "chance_margin": chance_margin,
+    }
     if test is not None:
         gen = generalization_step(*test, threshold=test_threshold, **gen_kw)
+        if gen is not None and not above_chance(test):
+            gen = None
         out["generalization_step"] = _or_not_reached(gen)
         if train is not None:
             out["grokking_gap"] = _gap(interp, gen)
@@ -428,6 +650,8 @@ def detect_phenomena(
         adv_test = curve(adv)
         assert adv_test is not None
         r_gen = robust_generalization_step(*adv_test, threshold=robust_threshold, **gen_kw)
+        if r_gen is not None and not above_chance(adv_test):
+            r_gen = None
         out["robust_generalization_step"] = _or_not_reached(r_gen)
         if train is not None:
             out["robustness_gap"] = _gap(interp, r_gen)
@@ -467,12 +691,89 @@ def detect_phenomena(
             lc_peak_value=found.peak_value,
             lc_final_value=found.final_value,
         )
+    phase_kw = dict(
+        bandwidth=bandwidth,
+        min_depth=min_depth,
+        min_rise=min_rise,
+        min_drop=min_relative_drop,
+        descent_fraction=descent_fraction,
+        plateau_fraction=plateau_fraction,
+    )
+    phases: dict[str, Any] = {}
+    for role in LC_ROLES:
+        for which in roles.get(role, []):
+            data = curve(which)
+            if data is not None:
+                phases[f"{which[0]}/{which[1]}"] = lc_phases(*data, **phase_kw).to_summary()
+    if phases:
+        out["lc_phases"] = phases
+        if picked is not None:
+            main = phases[f"{picked[0]}/{picked[1]}"]
+            out["lc_first_descent_step"] = main["first_descent_end_step"]
+            out["lc_ascent_peak_step"] = main["ascent_peak_step"]
+            out["lc_second_descent_step"] = main["second_descent_onset_step"]
+    robust: dict[str, Any] = {}
+    if train is not None:
+        for which in roles.get("test_adversarial_accuracy", []):
+            data = curve(which)
+            if data is not None:
+                found_r = delayed_robustness(
+                    *data,
+                    interp,
+                    n_classes=n_classes,
+                    bandwidth=bandwidth,
+                    min_gain=min_gain,
+                    chance_margin=chance_margin,
+                    plateau_fraction=plateau_fraction,
+                )
+                robust[f"{which[0]}/{which[1]}"] = found_r.to_summary()
+    if robust:
+        out["delayed_robustness"] = robust
+        if adv is not None:
+            out["delayed_robustness_step"] = robust[f"{adv[0]}/{adv[1]}"]["rise_step"]
+    if "generalization_step" in out or "robust_generalization_step" in out or robust:
+        criteria.update(chance_criteria)
+    if phases or robust:
+        params = dict(
+            bandwidth=bandwidth,
+            chance_margin=chance_margin,
+            min_rise=min_rise,
+            min_depth=min_depth,
+            min_drop=min_relative_drop,
+            descent_fraction=descent_fraction,
+            min_gain=min_gain,
+        )
+        criteria.update({k: rule.format(**params) for k, rule in RULES.items()})
     out.update(criteria)
     return out
 
 
+def run_n_classes(runs_dir: Any, run: str) -> int | None:
+    """The number of classes of a stored run: its environment's ``n_classes`` if recorded,
+    else that of the dataset its config names (loaded); None when neither is available."""
+    from splinescope.store import get_run
+
+    row = get_run(runs_dir, run)
+    recorded = (row.get("env") or {}).get("n_classes")
+    if isinstance(recorded, int):
+        return recorded
+    config = row.get("config") or {}
+    if not config.get("dataset"):
+        return None
+    try:
+        from splinescope.train.build import load_data
+        from splinescope.train.config import TrainConfig
+
+        return int(load_data(TrainConfig.from_dict(config)).n_classes)
+    except Exception:  # a user's dataset that cannot be rebuilt here: chance from the curves
+        return None
+
+
 def detect_run(runs_dir: Any, run: str, **criteria: Any) -> dict[str, Any]:
-    """:func:`detect_phenomena` on a stored run (its metrics and declared probes)."""
+    """:func:`detect_phenomena` on a stored run (its metrics and declared probes); chance
+    level from :func:`run_n_classes` unless ``n_classes`` is given."""
     from splinescope.store import load_metrics, load_probes
 
+    if "n_classes" not in criteria:
+        criteria["n_classes"] = run_n_classes(runs_dir, run)
     return detect_phenomena(load_metrics(runs_dir, run), load_probes(runs_dir, run), **criteria)

@@ -37,6 +37,10 @@ SHORT_MARKS = {
     "robust_generalization_step": "robust settled",
     "lc_peak_step": "LC peak",
     "lc_descent_step": "LC descent",
+    "lc_first_descent_step": "LC 1st descent",
+    "lc_ascent_peak_step": "LC ascent peak",
+    "lc_second_descent_step": "LC 2nd descent",
+    "delayed_robustness_step": "robustness rises",
 }
 FONT = dict(family="DejaVu Sans, Helvetica, Arial, sans-serif", size=13, color="#222")
 ROW_HEIGHT = 300

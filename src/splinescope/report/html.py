@@ -334,6 +334,26 @@ def _figure_html(fig: ReportFigure) -> str:
     )
 
 
+def _paper_view(runs: Sequence[RunData]) -> tuple[str, int]:
+    """The paper view of one run with LC phases detected (splinescope.report.paper), and the
+    number of interactive figures in it."""
+    from splinescope.report.paper import paper_figure, paper_tables_html
+
+    if len(runs) != 1 or not runs[0].summary.get("lc_phases"):
+        return "", 0
+    fig = paper_figure(runs[0])
+    section = (
+        '<section id="paper-view"><h2>Paper view</h2><p>The figures of Humayun et al., '
+        "“Deep Networks Always Grok and Here is Why”, from this run: local complexity per point "
+        "set and radius with its three phases, accuracy and adversarial accuracy per budget, "
+        "and region migration (the migration probe's heat map and frames are below).</p>"
+        + (_figure_html(fig) if fig is not None else "")
+        + paper_tables_html(runs[0])
+        + "</section>"
+    )
+    return section, int(fig is not None)
+
+
 def _gallery(runs: Sequence[RunData], labels: Sequence[str]) -> str:
     blocks = []
     for run, label in zip(runs, labels, strict=True):
@@ -470,6 +490,7 @@ def render_report(runs: Sequence[RunData], generated_at: _dt.datetime | None = N
     notices = "\n".join(n for r in runs if (n := _notices(r, many)))
     glance = _glance_many(runs, labels) if many else _glance_single(runs[0])
     figures = all_figures(runs)
+    paper_html, n_paper = _paper_view(runs)
     fig_html = ""
     if figures:
         fig_html = (
@@ -482,6 +503,7 @@ def render_report(runs: Sequence[RunData], generated_at: _dt.datetime | None = N
             f"<header>{header}</header>",
             notices,
             glance,
+            paper_html,
             fig_html,
             _gallery(runs, labels),
             _errors(runs, labels),
@@ -496,7 +518,7 @@ def render_report(runs: Sequence[RunData], generated_at: _dt.datetime | None = N
         f"<meta name='generator' content='splinescope {__version__}'>"
         f"<title>{_e(title)}</title><style>{_CSS}</style>"
         f"<script>{_plotly_js()}</script></head>"
-        f"<body data-figures='{len(figures)}'><main>{body}</main>"
+        f"<body data-figures='{len(figures) + n_paper}'><main>{body}</main>"
         f"<script>{_RENDER_JS}</script></body></html>\n"
     )
 

@@ -20,6 +20,10 @@ PHENOMENA: dict[str, tuple[str, bool]] = {
     "robustness_gap": ("robustness gap (× interpolation step)", False),
     "lc_peak_step": ("LC peak", True),
     "lc_descent_step": ("LC descent onset", True),
+    "lc_first_descent_step": ("LC first descent ends", True),
+    "lc_ascent_peak_step": ("LC ascent peak (phases)", True),
+    "lc_second_descent_step": ("LC second descent onset", True),
+    "delayed_robustness_step": ("delayed robustness (adversarial accuracy rises)", True),
 }
 
 
@@ -55,9 +59,15 @@ def summary_items(summary: Mapping[str, Any]) -> list[SummaryItem]:
 def criteria_items(summary: Mapping[str, Any]) -> list[SummaryItem]:
     """The other summary entries (detection criteria and reference values), sorted by key."""
     return [
-        SummaryItem(key, key.replace("_", " "), summary[key], format_number(summary[key]))
+        SummaryItem(key, key.replace("_", " "), summary[key], _criteria_text(summary[key]))
         for key in sorted(k for k in summary if k not in PHENOMENA)
     ]
+
+
+def _criteria_text(value: Any) -> str:
+    if isinstance(value, Mapping):  # per-curve results: tabulated in the report's paper view
+        return f"{len(value)} curve(s): see the paper view"
+    return format_number(value)
 
 
 def step_marks(summary: Mapping[str, Any]) -> list[tuple[str, str, int]]:
@@ -122,11 +132,39 @@ def summary_sentences(summary: Mapping[str, Any]) -> list[str]:
         )
         what = f"Adversarial accuracy ({adv})" if isinstance(adv, str) else "Adversarial accuracy"
         out.append(f"{what}: " + "; ".join(parts) + ".")
+    out += _phase_sentences(summary)
     peak, descent = _step(summary, "lc_peak_step"), _step(summary, "lc_descent_step")
     if "lc_peak_step" in summary or "lc_descent_step" in summary:
         out.append(
             "Local complexity near training points "
             + (f"peaked at {peak}" if peak else "has no peak yet")
             + (f" and began to descend at {descent}." if descent else "; no descent yet.")
+        )
+    return out
+
+
+def _phase_sentences(summary: Mapping[str, Any]) -> list[str]:
+    """One sentence on the LC phases of the main train curve and one on delayed robustness."""
+    out = []
+    first = _step(summary, "lc_first_descent_step")
+    peak = _step(summary, "lc_ascent_peak_step")
+    second = _step(summary, "lc_second_descent_step")
+    if "lc_ascent_peak_step" in summary:
+        parts = [
+            f"a first descent ending at {first}" if first else "no first descent",
+            f"an ascent peaking at {peak}" if peak else "no ascent",
+            f"a second descent from {second}" if second else "no second descent",
+        ]
+        out.append("Phases of LC near training points: " + ", ".join(parts) + ".")
+    robust = summary.get("delayed_robustness")
+    if isinstance(robust, Mapping) and robust:
+        risen = [
+            f"{curve.split('/')[-1]} from step {format_number(r['rise_step'])}"
+            for curve, r in robust.items()
+            if _num(r.get("rise_step"))
+        ]
+        out.append(
+            "Delayed robustness (adversarial accuracy rises again after its post-interpolation "
+            "minimum): " + ("; ".join(risen) if risen else "not reached at any budget") + "."
         )
     return out
