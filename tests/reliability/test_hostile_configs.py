@@ -37,7 +37,14 @@ BASE = {
     "n_random": 20,
     "checkpoint": False,
 }
-OUTCOMES: Counter = Counter()  # what the generated inputs did, for the report
+OUTCOMES: Counter = Counter()  # what the generated inputs did, printed at the end (-s)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_outcomes():
+    yield
+    print(f"\nhostile configs: {sum(OUTCOMES.values())} generated, {dict(OUTCOMES)}")
+
 
 huge = st.sampled_from([2**31, 2**63, 2**64 + 1, 10**30, -(2**63) - 1, 10**400])
 floats = st.one_of(

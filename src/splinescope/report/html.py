@@ -152,13 +152,27 @@ def _script_json(text: str) -> str:
 #: Plotly reads a few HTML-like tags in its text (and links, spans with styles); only these
 #: formatting tags, without attributes, are left to it.
 _PLOT_TAG = re.compile(r"<(?!/?(?:br|b|i|em|sup|sub|extra)\s*/?>)", re.IGNORECASE)
+#: In a string that holds any other "<", only the line breaks and hover boxes of the
+#: report's own templates are kept (a name like ``<b onclick=..>x</b>`` reads whole).
+_PLOT_LAYOUT_TAG = re.compile(r"<(?!/?(?:br|extra)\s*/?>)", re.IGNORECASE)
 
 
 def _plot_text(figure_json: str) -> str:
-    """A figure's JSON with every "<" that does not open an allowed formatting tag written as
-    "&lt;", which plotly draws as "<": a run or key named ``<img src=x onerror=...>`` or
-    ``<a href=...>`` is shown as text, never parsed."""
-    return _PLOT_TAG.sub("&lt;", figure_json)
+    """A figure's JSON with, in every string, each "<" that does not open an allowed
+    formatting tag written as "&lt;", which plotly draws as "<": a run or key named
+    ``<img src=x onerror=...>`` or ``<a href=...>`` is shown as text, never parsed. (The
+    JSON is decoded first: plotly writes "<" as \\u003c, which no pattern on the text sees.)"""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return _PLOT_LAYOUT_TAG.sub("&lt;", value) if _PLOT_TAG.search(value) else value
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    return json.dumps(clean(json.loads(figure_json)), separators=(",", ":"), ensure_ascii=False)
 
 
 def _badge(status: str) -> str:
