@@ -91,7 +91,7 @@ def _paper_probes(lc_schedule: str = "log:60", migration_schedule: str = "log:12
             "units": "linear_outputs",
             "schedule": lc_schedule,
         },
-        {"kind": "migration", "schedule": migration_schedule},
+        {"kind": "migration", "resolution": 128, "schedule": migration_schedule},
         {"kind": "weights", "schedule": lc_schedule},
     )
 
