@@ -37,6 +37,7 @@ def pool_sweep(tmp_path_factory):
     return spec, runs_dir, result
 
 
+@pytest.mark.slow
 def test_the_pool_finishes_every_point_with_the_metrics_of_an_in_process_run(pool_sweep, tmp_path):
     spec, runs_dir, result = pool_sweep
     assert result.counts == {"finished": 4}
@@ -60,6 +61,7 @@ def test_the_pool_finishes_every_point_with_the_metrics_of_an_in_process_run(poo
     assert not got["value"].equals(other["value"])
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_sweep_runs_nothing(pool_sweep):
     spec, runs_dir, first = pool_sweep
     events = []
@@ -69,6 +71,7 @@ def test_rerunning_a_finished_sweep_runs_nothing(pool_sweep):
     assert len(load_runs(runs_dir)) == 4
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_recorded_and_retried_once(tmp_path):
     spec = tiny_spec("bad", set_={"data_options.bogus": 1}, grid={"init_scale": [1]}, seeds=[0])
     events = []
@@ -149,15 +152,19 @@ def _running_with_checkpoint(runs_dir):
     return live.iloc[0].to_dict() if len(live) else None
 
 
-def _reference(tmp_path):
-    """The metrics of the same sweep, run without interruption."""
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory):
+    """The metrics of the kill tests' sweep, run without interruption."""
+    runs_dir = tmp_path_factory.mktemp("ref")
     spec = tiny_spec("kill", set_={k: v for k, v in SLOW_SET.items() if k in ("steps", "schedule")})
-    run_sweep(spec, tmp_path / "ref", backend="pool", jobs=2)
-    return _by_point(tmp_path / "ref", "kill")
+    run_sweep(spec, runs_dir, backend="pool", jobs=2)
+    return _by_point(runs_dir, "kill")
 
 
 @pytest.mark.slow
-def test_killing_the_sweep_then_rerunning_it_loses_nothing_and_runs_nothing_twice(tmp_path):
+def test_killing_the_sweep_then_rerunning_it_loses_nothing_and_runs_nothing_twice(
+    tmp_path, kill_reference
+):
     spec_file = _write_spec(tmp_path / "kill.toml")
     runs_dir = tmp_path / "runs"
     cli = str(Path(sys.executable).parent / "splinescope")
@@ -185,13 +192,13 @@ def test_killing_the_sweep_then_rerunning_it_loses_nothing_and_runs_nothing_twic
     for run_id in finished_before:
         assert after.loc[run_id, "updated_at"] == before.loc[run_id, "updated_at"]
     # nothing lost: every point's metrics equal an uninterrupted sweep's
-    reference = _reference(tmp_path)
+    reference = kill_reference
     for point, frame in _by_point(runs_dir, "kill").items():
         pd.testing.assert_frame_equal(frame, reference[point])
 
 
 @pytest.mark.slow
-def test_a_killed_worker_is_a_failed_attempt_retried_from_its_checkpoint(tmp_path):
+def test_a_killed_worker_is_a_failed_attempt_retried_from_its_checkpoint(tmp_path, kill_reference):
     import threading
 
     spec = tiny_spec("kill", set_={k: v for k, v in SLOW_SET.items() if k in ("steps", "schedule")})
@@ -218,6 +225,6 @@ def test_a_killed_worker_is_a_failed_attempt_retried_from_its_checkpoint(tmp_pat
     assert failed["point"].tolist() == [killed["name"]]
     assert "worker process died" in failed["message"].iloc[0]
     assert len(load_runs(runs_dir)) == 4
-    reference = _reference(tmp_path)
+    reference = kill_reference
     for point, frame in _by_point(runs_dir, "kill").items():
         pd.testing.assert_frame_equal(frame, reference[point])

@@ -424,13 +424,16 @@ def load_sweep(
         ).fetchall()
     finally:
         con.close()
+    frame = pd.DataFrame(points, columns=list(POINT_COLUMNS))
+    for col in ("run_id", "run_status", "claimed_by"):  # None stays None, never NaN
+        frame[col] = pd.Series([p[POINT_COLUMNS.index(col)] for p in points], dtype=object)
     return SweepRecord(
         name=name,
         spec=json.loads(row[0]),
         axes=tuple(json.loads(row[1])),
         created_at=row[2],
         updated_at=row[3],
-        points=pd.DataFrame(points, columns=list(POINT_COLUMNS)),
+        points=frame,
         attempts_log=pd.DataFrame(
             log,
             columns=[

@@ -161,8 +161,10 @@ def _settle(runs_dir: Path, spec: SweepSpec, point: str, outcome: Outcome) -> Ou
         if status != "running" or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    if status == "interrupted":
-        return Outcome("interrupted", run_id, "stopped with its pool (another worker died)")
+    if status == "interrupted" or run_id is None:
+        # Stopped with its pool (another worker died), saved; or stopped before its run
+        # existed (nothing to lose, nothing to count).
+        return Outcome("interrupted", run_id, "stopped with its pool (a worker died)")
     if status == "finished":
         return Outcome("finished", run_id)
     return Outcome(
