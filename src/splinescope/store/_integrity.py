@@ -7,6 +7,7 @@ is refused with an error naming it, and left exactly as it is.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -19,14 +20,30 @@ ADVICE = (
 )
 
 
+#: Store files this process has read the header of. Each is read at most once per process,
+#: before its first connection: closing any file descriptor of a file releases every POSIX
+#: lock the process holds on it, SQLite's own included, so reading the file again while a
+#: connection of this process is open could let another process write under that
+#: connection's lock and corrupt the store.
+_CHECKED: set[str] = set()
+
+
 def check_file(path: Path) -> None:
-    """Refuse a store file that cannot be a whole SQLite database, from its 100-byte header.
+    """Refuse a store file that cannot be a whole SQLite database, from its 100-byte header
+    (once per process and file, before its first connection: see ``_CHECKED``).
 
     An absent or empty file passes (a new store). Raises SplinescopeError naming ``path``
     when the file is a directory, does not start with SQLite's magic string, or, with no WAL
     file beside it, is shorter than the page size times the page count its header records
     (a truncated copy; with a WAL, SQLite itself reports a damaged file as corrupt).
     """
+    key = os.path.realpath(path)
+    if key not in _CHECKED:
+        _check_header(path)  # raises for a bad file: no connection opens, it is read again
+        _CHECKED.add(key)
+
+
+def _check_header(path: Path) -> None:
     try:
         if path.is_dir():
             raise SplinescopeError(f"run store {str(path)!r} is a directory, not a file")
