@@ -88,3 +88,25 @@ def test_a_second_signal_ends_a_long_step_at_once(tmp_path):
     row = load_runs(runs).iloc[0]
     assert row["status"] == "interrupted"
     assert int(_weights(runs, row["run_id"])["step"]) == 200  # the last probe step's checkpoint
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_zero(tmp_path):
+    """A stop during setup or step 0 leaves an interrupted run without a checkpoint: resume
+    trains it from the start, under its id, exactly as an uninterrupted run."""
+    from splinescope.train import TrainConfig, train
+
+    config = TrainConfig.from_dict(
+        {"dataset": "digits", "n_train": 60, "width": 8, "depth": 1, "batch_size": 20,
+         "steps": 30, "schedule": "every:10", "probes": [{"kind": "accuracy"}]}
+    )  # fmt: skip
+    whole = train(config, runs_dir=tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        train(config, runs_dir=tmp_path / "b", stop_after=0)
+    run_id = load_runs(tmp_path / "b").iloc[0]["run_id"]
+    checkpoint_path(tmp_path / "b", run_id).unlink()  # as if stopped before step 0's save
+    resumed = train(None, runs_dir=tmp_path / "b", resume=run_id)
+    assert resumed.run_id == run_id and resumed.step == 30
+    a, b = _weights(tmp_path / "a", whole.run_id), _weights(tmp_path / "b", run_id)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    ma, mb = load_metrics(tmp_path / "a", whole.run_id), load_metrics(tmp_path / "b", run_id)
+    assert (ma["value"].to_numpy() == mb["value"].to_numpy()).all()

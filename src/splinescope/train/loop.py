@@ -111,6 +111,12 @@ def _summarise(runs_dir: Path, run_id: str, store: Any) -> dict[str, Any]:
     return summary
 
 
+def _stopped_before_any_step(row: dict[str, Any]) -> bool:
+    """Whether a stored run stopped before it trained a step (nothing logged past step 0)."""
+    last = row.get("last_step")
+    return last is None or str(last) == "<NA>" or int(last) <= 0
+
+
 def train(
     config: TrainConfig | None,
     *,
@@ -204,11 +210,15 @@ def _train(
         start = 0
         monitor_state = None
         if resume is not None:
-            step, sampler_state, monitor_state = load_checkpoint(
-                checkpoint_path(runs_dir, run_id), model=model, optimizer=optimizer
-            )
-            sampler.load_state_dict(sampler_state)
-            start = step + 1
+            saved = checkpoint_path(runs_dir, run_id)
+            if saved.exists() or not _stopped_before_any_step(row):
+                step, sampler_state, monitor_state = load_checkpoint(
+                    saved, model=model, optimizer=optimizer
+                )
+                sampler.load_state_dict(sampler_state)
+                start = step + 1
+            # else: stopped before its first checkpoint (a signal during setup or step 0):
+            # nothing was trained, so the run starts again from step 0, under its id
             store.set_status(run_id, "running")
         else:
             run_id = store.create_run(
