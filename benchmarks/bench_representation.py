@@ -177,9 +177,11 @@ def run_method(work: str, method: str, data) -> object:
             def hsic64(self, k, l_):
                 n = k.shape[0]
                 ones = torch.ones(n, 1, dtype=k.dtype)
-                r = torch.trace(k @ l_) + (ones.t() @ k @ ones @ ones.t() @ l_ @ ones).item() / (
-                    (n - 1) * (n - 2)
-                ) - (ones.t() @ k @ l_ @ ones).item() * 2 / (n - 2)
+                r = (
+                    torch.trace(k @ l_)
+                    + (ones.t() @ k @ ones @ ones.t() @ l_ @ ones).item() / ((n - 1) * (n - 2))
+                    - (ones.t() @ k @ l_ @ ones).item() * 2 / (n - 2)
+                )
                 return (r / (n * (n - 3))).item()
 
             CKA._HSIC = hsic64
@@ -235,7 +237,12 @@ PLAN = {
     "svcca": [("ours", 1.0), ("scipy reference", 1.0)],
     "calibration": [("ours", 1.0), ("torchmetrics", 1.0)],
 }
-IMPORTS = {"torch-cka": "torch_cka", "torch-cka float64": "torch_cka", "scikit-dimension": "skdim", "torchmetrics": "torchmetrics"}
+IMPORTS = {
+    "torch-cka": "torch_cka",
+    "torch-cka float64": "torch_cka",
+    "scikit-dimension": "skdim",
+    "torchmetrics": "torchmetrics",
+}
 
 
 def child(work: str, method: str, fraction: float, quick: bool, threads: int) -> None:
@@ -249,8 +256,11 @@ def child(work: str, method: str, fraction: float, quick: bool, threads: int) ->
     value = run_method(work, method, data)
     secs = time.perf_counter() - t0
     peak = _peak_mb()
-    print(json.dumps(dict(seconds=secs, peak_mb=max(0.0, peak - base), value=value,
-                          exact_peak=exact_peak)))
+    print(
+        json.dumps(
+            dict(seconds=secs, peak_mb=max(0.0, peak - base), value=value, exact_peak=exact_peak)
+        )
+    )
 
 
 def _agreement(a, b) -> float:
@@ -283,8 +293,16 @@ def main() -> None:
                 except Exception as exc:  # noqa: BLE001 - a missing peer is skipped
                     print(f"skip {work}/{method}: {module} not importable ({exc})")
                     continue
-            cmd = [sys.executable, __file__, "--threads", str(args.threads),
-                   "--child", work, method, str(fraction)] + (["--quick"] if args.quick else [])
+            cmd = [
+                sys.executable,
+                __file__,
+                "--threads",
+                str(args.threads),
+                "--child",
+                work,
+                method,
+                str(fraction),
+            ] + (["--quick"] if args.quick else [])
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if proc.returncode != 0:
                 print(f"skip {work}/{method}: failed\n{proc.stderr[-2000:]}")
@@ -301,8 +319,10 @@ def main() -> None:
             rows.append(row)
             print(f"  done {work}/{label}: {res['seconds']:.2f} s", flush=True)
 
-    print(f"\n| {'workload':11} | {'method':22} | {'seconds':>8} | {'peak MB':>8} | "
-          f"{'value':>10} | {'peer/ours s':>11} | {'peer/ours MB':>12} | {'|diff|':>8} |")
+    print(
+        f"\n| {'workload':11} | {'method':22} | {'seconds':>8} | {'peak MB':>8} | "
+        f"{'value':>10} | {'peer/ours s':>11} | {'peer/ours MB':>12} | {'|diff|':>8} |"
+    )
     print("|" + "|".join("-" * w for w in (13, 24, 10, 10, 12, 13, 14, 10)) + "|")
     for r in rows:
         v = r["value"]
@@ -310,8 +330,10 @@ def main() -> None:
         sp = f"{r['speed']:.2f}" if "speed" in r else ""
         mm = f"{r['mem']:.2f}" if "mem" in r else ""
         ag = f"{r['agree']:.1e}" if "agree" in r else ""
-        print(f"| {r['work']:11} | {r['method']:22} | {r['seconds']:8.2f} | {r['peak_mb']:8.0f} | "
-              f"{shown:>10} | {sp:>11} | {mm:>12} | {ag:>8} |")
+        print(
+            f"| {r['work']:11} | {r['method']:22} | {r['seconds']:8.2f} | {r['peak_mb']:8.0f} | "
+            f"{shown:>10} | {sp:>11} | {mm:>12} | {ag:>8} |"
+        )
     print("* matrix rows show entry [conv1, relu1]; |diff| is the max over all 144 entries")
 
 

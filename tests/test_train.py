@@ -60,7 +60,9 @@ def test_overrides_are_type_checked_against_the_fields():
         apply_overrides(TrainConfig(), {"lr": -1.0})
     with pytest.raises(SplinescopeError, match="n_vertices: must be even"):
         apply_overrides(TrainConfig(), {"probes.lc.n_vertices": 7})
-    with pytest.raises(SplinescopeError, match=r"probe 'lc' \(kind 'lc'\) field 'raduis' is unknown"):
+    with pytest.raises(
+        SplinescopeError, match=r"probe 'lc' \(kind 'lc'\) field 'raduis' is unknown"
+    ):
         apply_overrides(TrainConfig(), {"probes.lc.raduis": 0.1})
     with pytest.raises(SplinescopeError, match="names must be unique"):
         apply_overrides(TrainConfig(), {"probes": [{"kind": "lc"}, {"kind": "lc"}]})

@@ -10,7 +10,9 @@ from splinescope.geometry.activity import unit_activity
 
 def test_unit_activity_against_explicit_preactivations():
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 3))
+    model = nn.Sequential(
+        nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 3)
+    )
     with torch.no_grad():
         model[0].bias[:3] = -100.0  # dead in layer 1
         model[0].bias[3:5] = 100.0  # always on in layer 1

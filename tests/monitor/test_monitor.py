@@ -226,7 +226,10 @@ def test_each_probe_runs_on_its_own_schedule(tmp_path, model, context):
     fast, slow = Count(), Count()
     slow.name = "slow"
     with Monitor(
-        model, [fast, (slow, ExplicitSchedule([0, 9]))], tmp_path, EverySchedule(3),
+        model,
+        [fast, (slow, ExplicitSchedule([0, 9]))],
+        tmp_path,
+        EverySchedule(3),
         context=context,
     ) as m:
         ran = [sorted(r) for step in range(10) if (r := m.step(step)) is not None]

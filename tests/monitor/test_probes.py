@@ -6,10 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from monitor_helpers import blobs, tiny_mlp
-from torch import nn
 
 from splinescope.errors import SplinescopeError
 from splinescope.geometry.complexity import local_complexity
@@ -29,9 +25,10 @@ from splinescope.robustness import adversarial_accuracy
 def test_accuracy_probe_keys_and_values(model, context):
     result = AccuracyProbe().compute(model, context)
     assert set(result.scalars) == {"train_loss", "train_acc", "test_loss", "test_acc"}
-    assert result.scalars["test_acc"] == evaluate(
-        model, context.x_test, context.y_test, context.loss_fn
-    ).accuracy
+    assert (
+        result.scalars["test_acc"]
+        == evaluate(model, context.x_test, context.y_test, context.loss_fn).accuracy
+    )
 
 
 def test_weight_norm_probe_keys_are_the_measure(model, context):
@@ -132,8 +129,17 @@ def test_adversarial_probe_does_not_depend_on_the_batch_size(model, context, bat
 def test_adversarial_probe_is_the_robustness_measure(model, context):
     probe = AdversarialProbe(eps=(0.1,), steps=4, n_points=None, seed=3)
     expected = adversarial_accuracy(
-        model, context.x_test, context.y_test, attack="pgd", eps=0.1, step_size=0.0625,
-        steps=4, norm="linf", domain=(0.0, 1.0), random_start=True, seed=3,
+        model,
+        context.x_test,
+        context.y_test,
+        attack="pgd",
+        eps=0.1,
+        step_size=0.0625,
+        steps=4,
+        norm="linf",
+        domain=(0.0, 1.0),
+        random_start=True,
+        seed=3,
     )
     assert probe.compute(model, context).scalars["pgd_linf_acc"] == expected
 

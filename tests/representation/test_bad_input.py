@@ -97,10 +97,15 @@ DTYPES = st.sampled_from([torch.float32, torch.float64])
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(4, 40), d1=st.integers(1, 12), d2=st.integers(1, 12),
-       seed=st.integers(0, 10**6), dtype=DTYPES,
-       kernel=st.sampled_from(["linear", "rbf"]),
-       estimator=st.sampled_from(["biased", "unbiased"]))
+@given(
+    n=st.integers(4, 40),
+    d1=st.integers(1, 12),
+    d2=st.integers(1, 12),
+    seed=st.integers(0, 10**6),
+    dtype=DTYPES,
+    kernel=st.sampled_from(["linear", "rbf"]),
+    estimator=st.sampled_from(["biased", "unbiased"]),
+)
 def test_cka_bounded_and_symmetric(n, d1, d2, seed, dtype, kernel, estimator):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d1, generator=g).to(dtype)
@@ -113,8 +118,13 @@ def test_cka_bounded_and_symmetric(n, d1, d2, seed, dtype, kernel, estimator):
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(3, 40), d1=st.integers(1, 10), d2=st.integers(1, 10),
-       seed=st.integers(0, 10**6), dtype=DTYPES)
+@given(
+    n=st.integers(3, 40),
+    d1=st.integers(1, 10),
+    d2=st.integers(1, 10),
+    seed=st.integers(0, 10**6),
+    dtype=DTYPES,
+)
 def test_cca_correlations_in_unit_interval(n, d1, d2, seed, dtype):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d1, generator=g).to(dtype)
@@ -129,9 +139,15 @@ def test_cca_correlations_in_unit_interval(n, d1, d2, seed, dtype):
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 60), c=st.integers(2, 6), n_bins=st.integers(1, 20),
-       seed=st.integers(0, 10**6), dtype=DTYPES,
-       binning=st.sampled_from(["width", "mass"]), norm=st.sampled_from(["l1", "l2", "max"]))
+@given(
+    n=st.integers(1, 60),
+    c=st.integers(2, 6),
+    n_bins=st.integers(1, 20),
+    seed=st.integers(0, 10**6),
+    dtype=DTYPES,
+    binning=st.sampled_from(["width", "mass"]),
+    norm=st.sampled_from(["l1", "l2", "max"]),
+)
 def test_calibration_bounded(n, c, n_bins, seed, dtype, binning, norm):
     g = torch.Generator().manual_seed(seed)
     probs = torch.softmax(3 * torch.randn(n, c, generator=g), 1).to(dtype)

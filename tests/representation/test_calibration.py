@@ -42,7 +42,9 @@ def test_matches_direct_per_bin(norm, binning):
     r = calibration_error(probs, labels, n_bins=10, norm=norm, binning=binning)
     conf, pred = probs.max(1)
     correct = (pred == labels).double().numpy()
-    assert r.error == pytest.approx(_direct(conf.numpy(), correct, r.edges.numpy(), norm), rel=1e-12)
+    assert r.error == pytest.approx(
+        _direct(conf.numpy(), correct, r.edges.numpy(), norm), rel=1e-12
+    )
     assert int(r.counts.sum()) == 2000 and len(r.edges) == 11
     if binning == "mass":
         assert r.counts.max() - r.counts.min() <= 1
@@ -80,5 +82,6 @@ def test_confidences_on_edges_follow_the_stated_rule(dtype):
         edges = r.edges
         want = [min(int((c >= edges[1:-1]).sum()), n_bins - 1) for c in c64]
         got = torch.zeros(n_bins, dtype=torch.long).index_add_(
-            0, torch.tensor(want), torch.ones(6, dtype=torch.long))
+            0, torch.tensor(want), torch.ones(6, dtype=torch.long)
+        )
         assert r.counts.tolist() == got.tolist(), n_bins

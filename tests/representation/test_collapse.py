@@ -25,8 +25,16 @@ def test_simplex_etf_collapses_fully():
     feats = 3.0 * m[labels] + 7.0
     bias = -m @ torch.full((d,), 7.0, dtype=torch.float64)  # cancels the global mean
     r = neural_collapse(feats, labels, classifier=(m, bias))
-    for value in (r.nc1, r.nc1_trace_ratio, r.nc2_equinorm, r.nc2_equiangularity,
-                  r.nc2_max_angle, r.nc3, r.nc4, r.nc2_w_max_angle):
+    for value in (
+        r.nc1,
+        r.nc1_trace_ratio,
+        r.nc2_equinorm,
+        r.nc2_equiangularity,
+        r.nc2_max_angle,
+        r.nc3,
+        r.nc4,
+        r.nc2_w_max_angle,
+    ):
         assert value == pytest.approx(0.0, abs=1e-10)
     assert r.classes == tuple(range(c)) and "Papyan" in r.nc1_variant
 
@@ -37,8 +45,13 @@ def _naive(h, y, w, b):
     mu_g = h.mean(0)
     means = np.stack([h[y == k].mean(0) for k in classes])
     m = means - mu_g
-    sw = sum(np.outer(h[i] - means[np.searchsorted(classes, y[i])],
-                      h[i] - means[np.searchsorted(classes, y[i])]) for i in range(len(h))) / len(h)
+    sw = sum(
+        np.outer(
+            h[i] - means[np.searchsorted(classes, y[i])],
+            h[i] - means[np.searchsorted(classes, y[i])],
+        )
+        for i in range(len(h))
+    ) / len(h)
     sb = m.T @ m / c
     st = (h - mu_g).T @ (h - mu_g) / len(h)
     nc1 = np.trace(sw @ np.linalg.pinv(sb)) / c
@@ -49,10 +62,15 @@ def _naive(h, y, w, b):
     nc3 = np.sum((wc / np.linalg.norm(wc) - m / np.linalg.norm(m)) ** 2)
     pred = np.argmax(h @ w.T + b, axis=1)
     ncc = classes[np.argmin(((h[:, None] - means[None]) ** 2).sum(-1), axis=1)]
-    return dict(nc1=nc1, nc1_trace_ratio=np.trace(sw) / np.trace(st),
-                nc2_equinorm=norms.std(ddof=1) / norms.mean(), nc2_equiangularity=off.std(ddof=1),
-                nc2_max_angle=np.abs(off + 1 / (c - 1)).mean(), nc3=nc3,
-                nc4=np.mean(pred != ncc))
+    return dict(
+        nc1=nc1,
+        nc1_trace_ratio=np.trace(sw) / np.trace(st),
+        nc2_equinorm=norms.std(ddof=1) / norms.mean(),
+        nc2_equiangularity=off.std(ddof=1),
+        nc2_max_angle=np.abs(off + 1 / (c - 1)).mean(),
+        nc3=nc3,
+        nc4=np.mean(pred != ncc),
+    )
 
 
 def test_perturbed_etf_matches_naive():
@@ -65,14 +83,16 @@ def test_perturbed_etf_matches_naive():
     with torch.no_grad():
         lin.weight.copy_(m + 0.1 * torch.randn(c, d, generator=g, dtype=torch.float64))
     r = neural_collapse(feats, labels, classifier=lin)
-    want = _naive(feats.numpy(), labels.numpy(), lin.weight.detach().numpy(),
-                  lin.bias.detach().numpy())
+    want = _naive(
+        feats.numpy(), labels.numpy(), lin.weight.detach().numpy(), lin.bias.detach().numpy()
+    )
     for key, value in want.items():
         assert getattr(r, key) == pytest.approx(value, rel=1e-8, abs=1e-12), key
     assert r.nc1 > 0.01 and r.classes == (0, 1, 3)
     # more noise, more within-class variability
-    noisier = neural_collapse(m[labels] + 0.6 * torch.randn(len(labels), d, generator=g,
-                                                            dtype=torch.float64), labels)
+    noisier = neural_collapse(
+        m[labels] + 0.6 * torch.randn(len(labels), d, generator=g, dtype=torch.float64), labels
+    )
     assert noisier.nc1 > r.nc1 and noisier.nc3 is None
 
 

@@ -35,7 +35,9 @@ def is_constant(x: torch.Tensor) -> bool:
 def centred_blocks(x: torch.Tensor) -> list[torch.Tensor]:
     """Centred column blocks of ``x`` (one copy of ``x`` in all), mean accumulated in float64."""
     mean = (x.sum(dim=0, dtype=torch.float64) / x.shape[0]).to(x.dtype)
-    return [x[:, i : i + COL_BLOCK] - mean[i : i + COL_BLOCK] for i in range(0, x.shape[1], COL_BLOCK)]
+    return [
+        x[:, i : i + COL_BLOCK] - mean[i : i + COL_BLOCK] for i in range(0, x.shape[1], COL_BLOCK)
+    ]
 
 
 def _block_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
