@@ -22,6 +22,18 @@ class Preset:
     config: TrainConfig
 
 
+#: Omnigrok's recipe (Liu et al., ICLR 2023), shared by the MLP presets: AdamW lr 1e-3 with
+#: weight decay 0.01, MSE on one-hot targets, mini-batches of 200.
+OMNIGROK = {
+    "model": "mlp",
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.01,
+    "loss": "mse",
+    "batch_size": 200,
+}
+
+
 def _probes(*, lc_radius: float, adv_eps: float, **extra: dict) -> tuple[dict, ...]:
     """The default probes with this preset's LC radius and attack budget; ``extra`` replaces
     (a table) or removes (``None``) probes by name."""
@@ -108,18 +120,13 @@ def _paper_mnist(name: str, description: str, *, init_scale: float, steps: int) 
     return TrainConfig(
         name=name,
         description=description,
+        **OMNIGROK,
         dataset="mnist",
         n_train=1000,
-        model="mlp",
         width=200,
         depth=3,
         activation="relu",
         init_scale=init_scale,
-        optimizer="adamw",
-        lr=1e-3,
-        weight_decay=0.01,
-        loss="mse",
-        batch_size=200,
         steps=steps,
         n_random=1000,
         probes=_paper_probes(),
@@ -133,16 +140,11 @@ _PRESETS = (
         TrainConfig(
             name="grok-digits",
             description="Omnigrok's MNIST recipe on scikit-learn's digits (1000 train / 797 test)",
+            **OMNIGROK,
             dataset="digits",
-            model="mlp",
             width=200,
             depth=2,
             init_scale=8.0,
-            optimizer="adamw",
-            lr=1e-3,
-            weight_decay=0.01,
-            loss="mse",
-            batch_size=200,
             steps=150_000,
             probes=_probes(lc_radius=DIGITS_LC_RADIUS, adv_eps=0.05, lc=PUBLISHED_LC),
         ),
@@ -177,17 +179,12 @@ _PRESETS = (
         TrainConfig(
             name="grok-mnist1d",
             description="the grok-digits recipe on MNIST-1D (1000 of its 4000 training signals)",
+            **OMNIGROK,
             dataset="mnist1d",
             n_train=1000,
-            model="mlp",
             width=200,
             depth=2,
             init_scale=8.0,
-            optimizer="adamw",
-            lr=1e-3,
-            weight_decay=0.01,
-            loss="mse",
-            batch_size=200,
             steps=100_000,
             probes=_probes(lc_radius=0.1, adv_eps=0.1),
         ),
@@ -220,14 +217,9 @@ _PRESETS = (
             name="robust-cnn-digits",
             description="a small CNN on 8x8 digits with a large init: clean vs adversarial accuracy over training",
             dataset="digits",
-            model="cnn",
+            **{**OMNIGROK, "model": "cnn"},
             channels=(16, 32),
             init_scale=4.0,
-            optimizer="adamw",
-            lr=1e-3,
-            weight_decay=0.01,
-            loss="mse",
-            batch_size=200,
             steps=20_000,
             n_random=200,
             probes=(
