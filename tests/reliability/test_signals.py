@@ -53,9 +53,10 @@ def test_a_signal_checkpoints_marks_interrupted_and_resume_is_bit_exact(sig, tmp
     row = load_runs(runs).iloc[0]
     assert row["status"] == "interrupted"
     stopped_at = int(_weights(runs, row["run_id"])["step"])
-    # the checkpoint is at the step the signal ended, not at the last probe step (300)
-    assert 300 < stopped_at < 1200 and stopped_at % 100 != 0, stopped_at
-    assert max(load_metrics(runs, row["run_id"])["step"]) < stopped_at
+    # the checkpoint is at the step the signal ended: step 300 itself when the signal
+    # arrived before that step was over, else a later step between probe steps
+    assert 300 <= stopped_at < 1200, stopped_at
+    assert max(load_metrics(runs, row["run_id"])["step"]) <= stopped_at
 
     resumed = run_cli("run", "--resume", row["run_id"], "--runs-dir", runs, "--quiet")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr

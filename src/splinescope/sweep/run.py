@@ -117,12 +117,16 @@ def _bundle_of(runs_dir: Path, run_id: str) -> bytes:
 def _task(spec: SweepSpec, claim: Claim, runs_dir: Path, executor: Any) -> tuple[Task, bool]:
     """The task for a claimed point and whether it resumes a run."""
     resume = None
-    if (
-        claim.run_id is not None
-        and claim.run_status in ("interrupted", "crashed")
-        and checkpoint_path(runs_dir, claim.run_id).is_file()
-    ):
-        resume = claim.run_id
+    if claim.run_id is not None and claim.run_status in ("interrupted", "crashed"):
+        # Resume from its checkpoint; a run stopped before its first step (a worker taken
+        # down during set-up) resumes from step 0 under its id, so no point gets two runs.
+        from splinescope.store import get_run
+        from splinescope.train.loop import stopped_before_any_step
+
+        if checkpoint_path(runs_dir, claim.run_id).is_file() or stopped_before_any_step(
+            get_run(runs_dir, claim.run_id)
+        ):
+            resume = claim.run_id
     remote = isinstance(executor, RayExecutor)
     task = Task(
         sweep=spec.name,

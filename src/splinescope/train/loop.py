@@ -111,7 +111,7 @@ def _summarise(runs_dir: Path, run_id: str, store: Any) -> dict[str, Any]:
     return summary
 
 
-def _stopped_before_any_step(row: dict[str, Any]) -> bool:
+def stopped_before_any_step(row: dict[str, Any]) -> bool:
     """Whether a stored run stopped before it trained a step (nothing logged past step 0)."""
     last = row.get("last_step")
     return last is None or str(last) == "<NA>" or int(last) <= 0
@@ -211,7 +211,7 @@ def _train(
         monitor_state = None
         if resume is not None:
             saved = checkpoint_path(runs_dir, run_id)
-            if saved.exists() or not _stopped_before_any_step(row):
+            if saved.exists() or not stopped_before_any_step(row):
                 step, sampler_state, monitor_state = load_checkpoint(
                     saved, model=model, optimizer=optimizer
                 )
@@ -224,6 +224,8 @@ def _train(
             run_id = store.create_run(
                 config.name, config.to_dict(), seed=config.seed, device=str(device)
             )
+        if on_start is not None:
+            on_start(run_id)  # at once, so a caller that tracks runs never loses this one
         monitor = Monitor(
             model,
             probes,
@@ -240,8 +242,6 @@ def _train(
     except BaseException:
         store.close()
         raise
-    if on_start is not None:
-        on_start(run_id)
 
     checkpoint = checkpoint_path(runs_dir, run_id)
 
