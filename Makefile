@@ -28,7 +28,7 @@ browser:
 		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium unavailable: the browser test will skip"; }
 
-# The paper's MNIST figure in ~6 minutes on 2 cores: 3e4 of lc-phases-mnist's 1e5 steps show
+# The paper's MNIST figure in ~8 minutes on 2 cores (measured: 474 s of training with probes): 3e4 of lc-phases-mnist's 1e5 steps show
 # LC's first descent, ascent and second descent and the late rise of PGD accuracy.
 demo: setup
 	$(VENV)/bin/splinescope run lc-phases-mnist --steps 30000 --runs-dir runs
