@@ -91,6 +91,38 @@ def _ratio(hxy: torch.Tensor, hxx: torch.Tensor, hyy: torch.Tensor, where: str) 
     return float(hxy / torch.sqrt(hxx * hyy))
 
 
+def _gram_terms(k: torch.Tensor, l_: torch.Tensor, estimator: str) -> tuple:
+    """HSIC(K, L), HSIC(K, K), HSIC(L, L) of two Gram matrices ``[n, n]`` by ``estimator``."""
+    fn = _hsic.hsic_biased_gram if estimator == "biased" else _hsic.hsic_unbiased_gram
+    return fn(k, l_), fn(k, k), fn(l_, l_)
+
+
+def _result(
+    terms: tuple, kernel: str, estimator: str, sigmas: tuple, conv: str, n: int
+) -> CKAResult:
+    """The CKA result of the three HSIC ``terms`` (xy, xx, yy), clipped to [0, 1] as stated."""
+    hxy, hxx, hyy = terms
+    raw = _ratio(hxy, hxx, hyy, "")
+    value, clipped = _clip(raw)
+    sigma_x, sigma_y, sigma_rule = sigmas
+    return CKAResult(
+        value=value,
+        raw_value=raw,
+        clipped=clipped,
+        hsic_xy=float(hxy),
+        hsic_xx=float(hxx),
+        hsic_yy=float(hyy),
+        kernel=kernel,
+        estimator=estimator,
+        variant=f"{kernel} CKA, {ESTIMATOR_NAMES[estimator]}",
+        sigma_x=sigma_x,
+        sigma_y=sigma_y,
+        sigma_rule=sigma_rule,
+        conv=conv,
+        n=n,
+    )
+
+
 def cka(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -127,27 +159,8 @@ def cka(
     else:
         sx, rule = _resolve_sigma("x", xf, sigma)
         sy, _ = _resolve_sigma("y", yf, sigma)
-        k, l_ = _hsic.rbf_gram(xf, sx), _hsic.rbf_gram(yf, sy)
-        fn = _hsic.hsic_biased_gram if estimator == "biased" else _hsic.hsic_unbiased_gram
-        hxy, hxx, hyy = fn(k, l_), fn(k, k), fn(l_, l_)
-    raw = _ratio(hxy, hxx, hyy, "")
-    value, clipped = _clip(raw)
-    return CKAResult(
-        value=value,
-        raw_value=raw,
-        clipped=clipped,
-        hsic_xy=float(hxy),
-        hsic_xx=float(hxx),
-        hsic_yy=float(hyy),
-        kernel=kernel,
-        estimator=estimator,
-        variant=f"{kernel} CKA, {ESTIMATOR_NAMES[estimator]}",
-        sigma_x=sx,
-        sigma_y=sy,
-        sigma_rule=rule,
-        conv=conv,
-        n=n,
-    )
+        hxy, hxx, hyy = _gram_terms(_hsic.rbf_gram(xf, sx), _hsic.rbf_gram(yf, sy), estimator)
+    return _result((hxy, hxx, hyy), kernel, estimator, (sx, sy, rule), conv, n)
 
 
 @dataclass(frozen=True)
@@ -281,24 +294,5 @@ def gram_cka(
     kk, ll = grams
     n = same_n("k", kk, "l_", ll)
     min_n(n, 4 if estimator == "unbiased" else 2, f"CKA with the {estimator} estimator")
-    ll = ll.to(kk.device)
-    fn = _hsic.hsic_biased_gram if estimator == "biased" else _hsic.hsic_unbiased_gram
-    hxy, hxx, hyy = fn(kk, ll), fn(kk, kk), fn(ll, ll)
-    raw = _ratio(hxy, hxx, hyy, "")
-    value, clipped = _clip(raw)
-    return CKAResult(
-        value=value,
-        raw_value=raw,
-        clipped=clipped,
-        hsic_xy=float(hxy),
-        hsic_xx=float(hxx),
-        hsic_yy=float(hyy),
-        kernel=kernel,
-        estimator=estimator,
-        variant=f"{kernel} CKA, {ESTIMATOR_NAMES[estimator]}",
-        sigma_x=None,
-        sigma_y=None,
-        sigma_rule=None,
-        conv="gram",
-        n=n,
-    )
+    terms = _gram_terms(kk, ll.to(kk.device), estimator)
+    return _result(terms, kernel, estimator, (None, None, None), "gram", n)
