@@ -161,6 +161,22 @@ def test_categorisation_against_brute_force_knn():
         assert value > 0.95
 
 
+def test_kmeans_with_fewer_distinct_codes_than_classes_is_exact_and_quiet():
+    """Three distinct codes, five classes: every code is its own cluster (the K-means optimum),
+    the accuracy is the best matching of codes to labels, and scikit-learn does not warn."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    codes = np.packbits(rng.random((3, 16)) < 0.5, axis=1)
+    which = rng.integers(0, 3, 60)
+    y = rng.integers(0, 5, 60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cat = categorisation(codes[which], y, codes[which[:20]], y[:20], seed=0)
+    best = max(np.mean(np.array(perm)[which] == y) for perm in itertools.permutations(range(5), 3))
+    assert cat.kmeans_train == pytest.approx(best)
+
+
 def test_code_metrics_probe_scalars():
     model = net(d=4)
     x = torch.randn(120, 4)

@@ -198,6 +198,9 @@ class CodeCategorisation:
         kmeans_train, kmeans_test: K-means (K = number of classes) fitted on train codes,
             clusters matched to labels by the Hungarian algorithm on the train confusion
             matrix; test codes are assigned to the fitted centroids and use the same matching.
+            With fewer distinct train codes than classes (a tiny network), K is the number of
+            distinct codes: each code is then its own cluster, which is also the optimum with
+            K = classes (the extra clusters could only stay empty or duplicate a centroid).
     """
 
     knn_train: float
@@ -281,7 +284,7 @@ def _categorisation(
         logreg_train = float((ytr == classes[0]).mean())
         logreg_test = float((yte == classes[0]).mean())
     n_classes = int(max(ytr.max(), yte.max())) + 1
-    k = len(classes)
+    k = min(len(classes), len(np.unique(ptr, axis=0)))
     kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(xtr.astype(np.float64))
     kmeans_train, mapping = kmeans_matched_accuracy(kmeans.labels_, ytr, k, n_classes)
     predicted = mapping[kmeans.predict(xte.astype(np.float64))]
