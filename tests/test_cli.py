@@ -188,3 +188,13 @@ def test_a_real_sigint_marks_the_run_interrupted_and_keeps_its_data(tmp_path):
     run = load_runs(tmp_path).iloc[0]
     assert run["status"] == "interrupted" and "--resume" in output
     assert int(run["last_step"]) >= 10
+
+
+def test_run_with_every_probe_off(tmp_path):
+    result = invoke(
+        "run", "grok-digits", "--set", "probes=[]", "--steps", 20, "--quiet", "--runs-dir", tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    assert "finished: step 20" in result.output
+    run = load_runs(tmp_path).iloc[0]
+    assert run["status"] == "finished" and run["config"]["probes"] == []

@@ -124,6 +124,14 @@ def test_command_line_assignments_are_read_as_the_fields_type():
         parse_assignment("probes=accuracy,lc")
 
 
+def test_set_probes_empty_list_turns_every_probe_off():
+    for text in ("probes=[]", "probes = [ ]"):
+        key, value = parse_assignment(text)
+        assert apply_overrides(TrainConfig(), {key: value}).probes == ()
+    with pytest.raises(SplinescopeError, match="probes=\\[\\]"):
+        parse_assignment("probes=[accuracy]")
+
+
 def test_toml_probe_tables(tmp_path):
     path = tmp_path / "two-radii.toml"
     path.write_text(

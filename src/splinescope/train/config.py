@@ -16,7 +16,8 @@ Probes are a list of tables, one per probe instance::
 
 ``--set probes.lc_r005.radius=0.1`` changes one field (type-checked against the kind's
 config), ``--set probes.hessian.kind=hessian`` adds a probe, ``--set probes.units=off``
-removes one. A probe table without ``seed`` takes the run's ``seed`` when its kind has one.
+removes one, ``--set probes=[]`` removes them all. A probe table without ``seed`` takes the
+run's ``seed`` when its kind has one.
 """
 
 from __future__ import annotations
@@ -306,10 +307,12 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if "." in key and root not in ("data_options", "probes"):
         raise SplinescopeError(f"--set {key}: only data_options and probes have sub-fields")
     if key == "probes":
+        if raw.replace(" ", "") == "[]":
+            return key, ()  # every probe off
         raise SplinescopeError(
             "--set probes: set one probe's field with probes.NAME.FIELD=VALUE, add a probe "
-            "with probes.NAME.kind=KIND, remove one with probes.NAME=off (or write [[probes]] "
-            "tables in a config file)"
+            "with probes.NAME.kind=KIND, remove one with probes.NAME=off, all of them with "
+            "probes=[] (or write [[probes]] tables in a config file)"
         )
     return key, _Text(raw)
 
