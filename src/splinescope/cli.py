@@ -447,6 +447,13 @@ def sweep(
         str, typer.Argument(metavar="SPEC", help="A SPEC.toml file or a shipped spec's name.")
     ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs; run none.")] = False,
+    table: Annotated[
+        bool,
+        typer.Option(
+            "--table",
+            help="Print the stored results per point (the report's quantities); run none.",
+        ),
+    ] = False,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", help="Runs at once (default: cores / threads).")
     ] = None,
@@ -472,6 +479,7 @@ def sweep(
             address=address,
             retry_failed=retry_failed,
             console=_console(),
+            table_only=table,
         )
     except SplinescopeError as exc:
         raise fail(str(exc)) from None

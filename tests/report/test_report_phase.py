@@ -121,3 +121,23 @@ def test_the_page_carries_the_values_and_renders_in_a_browser(stored_sweep, tmp_
         assert json.loads(value) == _gap(1.0, 0.1, 1)
         browser.close()
     assert errors == []
+
+
+def test_terminal_table_shows_what_the_chart_shows(stored_sweep):
+    from rich.console import Console
+
+    from splinescope.sweep.commands import print_sweep_table
+
+    console = Console(record=True, width=200)
+    print_sweep_table(stored_sweep, "ph", console)
+    rows = {
+        tuple(c.strip() for c in line.split("│")[1:3]): [c.strip() for c in line.split("│")[3:5]]
+        for line in console.export_text().splitlines()
+        if line.startswith("│")
+    }
+    assert rows == {
+        ("1.0", "0.0"): ["2/2", "1.5"],
+        ("1.0", "0.1"): ["2/2", "2.5"],
+        ("8.0", "0.0"): ["2/2", "×"],  # not reached in both seeds: marked, not a number
+        ("8.0", "0.1"): ["2/2", "16.5"],
+    }

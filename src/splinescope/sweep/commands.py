@@ -20,6 +20,26 @@ _STYLES = {
 }
 
 
+def print_sweep_table(runs_dir: Path, sweep: str, console: Console) -> None:
+    """Print one row per point of stored sweep ``sweep``: its coordinates, state and the
+    spec's ``[report]`` quantities (seeds averaged as in the phase charts; "×" = not reached)."""
+    from splinescope.report.phase import cell, chosen_quantities, sweep_table
+
+    table = sweep_table(runs_dir, sweep)
+    quantities = chosen_quantities(table)
+    seedless = [a for a in table.axes if a != "seed"]
+    groups = table.points.groupby(seedless, sort=False) if seedless else [((), table.points)]
+    out = Table(title=f"sweep {sweep}", title_justify="left")
+    for column in [*seedless, "runs", *quantities]:
+        out.add_column(column, justify="left" if column in seedless else "right")
+    for key, rows in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        finished = int((rows["run_status"] == "finished").sum())
+        cells = [cell(table, list(rows["point"]), q).text for q in quantities]
+        out.add_row(*(str(k) for k in key), f"{finished}/{len(rows)}", *cells)
+    console.print(out)
+
+
 def sweep_command(
     target: str,
     runs_dir: Path,
@@ -30,10 +50,15 @@ def sweep_command(
     address: str | None,
     retry_failed: bool,
     console: Console,
+    table_only: bool = False,
 ) -> int:
-    """Print the table of runs (``dry_run``) or run the sweep; return the exit code (0 when
-    every point finished, 1 when some failed)."""
+    """Print the table of runs (``dry_run``), the stored results (``table_only``), or run the
+    sweep and print its results; return the exit code (0 when every point finished, 1 when
+    some failed)."""
     spec = load_spec(target)
+    if table_only:
+        print_sweep_table(runs_dir, spec.name, console)
+        return 0
     points = expand(spec)
     if dry_run:
         rows = dry_run_rows(spec, points)
@@ -64,6 +89,7 @@ def sweep_command(
         on_event=on_event,
     )
     counts = result.counts
+    print_sweep_table(runs_dir, spec.name, console)
     console.print(
         f"sweep [bold]{spec.name}[/]: "
         + ", ".join(f"{n} {state}" for state, n in counts.items())
