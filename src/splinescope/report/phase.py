@@ -322,7 +322,7 @@ def heatmap_figure(
         fig.update_yaxes(title_text=y, type="category", row=r, col=c)
     P.style(fig, f"{label} over {x} × {y}", n_rows=rows, log_x=False)
     fig.update_layout(
-        coloraxis=dict(colorscale="Viridis", colorbar=dict(title=dict(text=label[:24]))),
+        coloraxis=dict(colorscale="Viridis", colorbar=dict(title=dict(text=_wrapped(label)))),
         legend=dict(orientation="h", x=0, y=-0.15, yanchor="top"),
     )
     seeds = " Seeds are averaged (k/n: k of n seeds had a value)." if "seed" in table.axes else ""
@@ -334,6 +334,13 @@ def heatmap_figure(
         + f". Grey × marks cells where it was not reached (never coloured as zero).{seeds}",
         figure=fig,
     )
+
+
+def _wrapped(text: str, width: int = 18) -> str:
+    """``text`` broken into lines of at most ~``width`` characters (plotly's ``<br>``)."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(text, width)) or text
 
 
 def _slug(quantity: str) -> str:
@@ -389,9 +396,10 @@ def line_figure(
         )
     P.style(fig, f"{label} along {x}", log_x=False)
     if numeric and min(xs) > 0 and max(xs) / min(xs) >= 20:
-        fig.update_xaxes(type="log")
+        # Ticks at the grid's own levels: plotly's log ticks label 20 as "2".
+        fig.update_xaxes(type="log", tickvals=list(xs), ticktext=[_key(v) for v in xs])
     fig.update_xaxes(title_text=x)
-    fig.update_yaxes(title_text=label)
+    fig.update_yaxes(title_text=_wrapped(label, 40))
     return ReportFigure(
         slug=f"line-{_slug(quantity)}-{_slug(x)}",
         title=f"{label} along {x}",
