@@ -11,6 +11,7 @@ Run::
     .venv-bench/bin/python benchmarks/bench_hessian.py --workloads mlp --seeds 3
     .venv-bench/bin/python benchmarks/bench_hessian.py --workloads cnn --cnn-n 128 --seeds 1
     .venv-bench/bin/python benchmarks/bench_hessian.py --hvp-only      # only the HVP-cost table
+    .venv-bench/bin/python benchmarks/bench_hessian.py --trace-only --repeats 1 --trace-seeds 9
 
 Workloads (issue #5), float32 on CPU, inputs Gaussian, labels from a random linear teacher,
 ``--train-steps`` full-batch SGD steps (lr 0.05, momentum 0.9) from the seed-0 initialisation:
@@ -25,16 +26,17 @@ Rows (HVPs counted by wrapping each library's product; wall time includes its se
                   defaults (max_iter 100, tol 1e-4) and its ``lanczos(k, which="LA")`` defaults
                   (2k steps). Error: max over the k of |lambda - ref| / |ref|.
   trace           PyHessian ``trace()`` defaults (Hutchinson, tol 1e-3, stops on the running
-                  mean); hessian-eigenthings ``hutch_plus_plus(num_matvecs=99)``; ours at the
-                  same HVP budget as each of them (``max_hvp``), and with its own stopping rule
-                  (``rtol=1e-2``). Error: |t - tr H| / |tr H|.
+                  mean); hessian-eigenthings ``hutch_plus_plus(num_matvecs=99)``; ours (the
+                  default ``"stratified"`` and ``"hutch++"``) at the same HVP budget as each of
+                  them (``max_hvp``), and with its own stopping rule (``rtol=1e-2``). Error:
+                  |t - tr H| / |tr H|; the note counts seeds within 1.96 and 3 reported SE.
   density         PyHessian ``density(iter=100, n_v=1)``; hessian-eigenthings
                   ``spectral_density(num_runs=1, lanczos_steps=100)`` (its default 10 x 80 is
                   8x the budget); ours ``n_starts=2, n_steps=50`` (the same 100 HVPs). Errors:
                   the trace implied by the density (n * first moment) vs tr H, and the largest
                   Ritz value vs the reference lambda_max.
 
-References: the top eigenvalues from a long Lanczos run (tol 1e-7, up to 300 steps; its
+References (cached per workload in ``--cache``): the top eigenvalues from a long Lanczos run (tol 1e-7, up to 300 steps; its
 residual norms are printed), and the exact trace: both nets are piecewise linear in each
 single parameter (ReLU, max-pool, no BN), so tr(H) = tr(GGN) = sum over samples of
 tr(H_out J J^T), computed from per-sample Jacobians (``torch.func.vmap(jacrev)``) in chunks.
@@ -53,7 +55,9 @@ each other whenever the other core is busy, which makes timings erratic; one thr
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import pathlib
 import statistics
 import time
 from collections.abc import Callable
@@ -254,23 +258,33 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
     if args.hvp_only:
         return
 
-    ref, t_ref = timed(
-        lambda: hessian_eigenvalues(model, CE, (x, y), k=5, tol=1e-7, max_iter=300, seed=12345)
-    )
-    ref_vals = ref.eigenvalues.tolist()
-    tr_exact, t_tr = timed(lambda: exact_trace(model, x, y, args.jac_chunk))
-    print(
-        f"\nreference top-5 {[f'{v:.6g}' for v in ref_vals]} in {ref.n_hvp} HVPs "
-        f"({t_ref:.0f} s), residuals {[f'{r:.1e}' for r in ref.residual_norms.tolist()]}"
-    )
-    print(f"exact trace (tr GGN) {tr_exact:.6g} ({t_tr:.0f} s)")
+    key = f"{name}-n{len(x)}-steps{args.train_steps}-torch{torch.__version__}"
+    cache = pathlib.Path(args.cache) / f"hessian-ref-{key}.json" if args.cache else None
+    if cache is not None and cache.exists():
+        saved = json.loads(cache.read_text())
+        ref_vals, tr_exact = saved["top5"], saved["trace"]
+        print(f"\nreferences read from {cache}: top-5 {[f'{v:.6g}' for v in ref_vals]}")
+    else:
+        ref, t_ref = timed(
+            lambda: hessian_eigenvalues(model, CE, (x, y), k=5, tol=1e-7, max_iter=300, seed=12345)
+        )
+        ref_vals = ref.eigenvalues.tolist()
+        tr_exact, t_tr = timed(lambda: exact_trace(model, x, y, args.jac_chunk))
+        print(
+            f"\nreference top-5 {[f'{v:.6g}' for v in ref_vals]} in {ref.n_hvp} HVPs "
+            f"({t_ref:.0f} s), residuals {[f'{r:.1e}' for r in ref.residual_norms.tolist()]}"
+        )
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"top5": ref_vals, "trace": tr_exact}))
+    print(f"exact trace (tr GGN) {tr_exact:.6g}")
 
     rows: dict[tuple[str, str], list[tuple[int, float, float, str]]] = {}
 
     def add(task: str, method: str, hvp: int, secs: float, err: float, extra: str = "") -> None:
         rows.setdefault((task, method), []).append((hvp, secs, err, extra))
 
-    for seed in range(args.seeds):
+    for seed in range(0 if args.trace_only else args.seeds):
         for k, task in ((1, "top-1"), (5, "top-5")):
             res, t = timed(
                 lambda k=k, s=seed: hessian_eigenvalues(model, CE, (x, y), k=k, tol=1e-4, seed=s)
@@ -387,24 +401,27 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
             t,
             abs(float(r.estimate) - tr_exact) / abs(tr_exact),
         )
-        for budget, label in ((ph_hvp, "ours at PyHessian's HVPs"), (99, "ours at 99 HVPs")):
-            res, t = timed(
-                lambda b=budget, s=seed: hessian_trace(
-                    model, CE, (x, y), rtol=1e-12, max_hvp=max(b, 4), min_samples=2, seed=s
+        for budget, at in ((ph_hvp, "PyHessian's HVPs"), (99, "99 HVPs")):
+            for method in args.trace_methods.split(","):
+                res, t = timed(
+                    lambda b=budget, s=seed, m=method: hessian_trace(
+                        model, CE, (x, y), method=m, rtol=1e-12, max_hvp=b, min_samples=2, seed=s
+                    )
                 )
-            )
-            add(
-                "trace",
-                label,
-                res.n_hvp,
-                t,
-                abs(res.trace - tr_exact) / abs(tr_exact),
-                f"{abs(res.trace - tr_exact) / res.standard_error:.1f} SE",
-            )
+                add(
+                    "trace",
+                    f"ours {method} at {at}",
+                    res.n_hvp,
+                    t,
+                    abs(res.trace - tr_exact) / abs(tr_exact),
+                    f"{abs(res.trace - tr_exact) / res.standard_error:.1f} SE",
+                )
+        if args.no_rtol_row:
+            continue
         res, t = timed(lambda s=seed: hessian_trace(model, CE, (x, y), rtol=1e-2, seed=s))
         add(
             "trace",
-            "ours: Hutch++ stop at rel. SE 1e-2",
+            "ours: stratified stop at rel. SE 1e-2",
             res.n_hvp,
             t,
             abs(res.trace - tr_exact) / abs(tr_exact),
@@ -428,8 +445,14 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
         note = vals[0][3]
         if note.endswith(" SE"):  # |error| / reported SE per seed: how often within 1.96 SE
             z = [float(v[3].split()[0]) for v in vals]
-            note = f"|err| <= 1.96 SE in {sum(q <= 1.96 for q in z)}/{len(z)} seeds"
+            note = (
+                f"|err| <= 1.96 / 3 SE in {sum(q <= 1.96 for q in z)} / "
+                f"{sum(q <= 3 for q in z)} of {len(z)} seeds"
+            )
         print(f"| {task:7s} | {method:38s} | {hvp:5.0f} | {secs:7.1f} | {err:>20s} | {note}")
+
+    if args.trace_only:
+        return
 
     def med(task: str, method: str, i: int) -> float:
         return statistics.median(v[i] for v in rows[(task, method)])
@@ -469,6 +492,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jac-chunk", type=int, default=16)
     ap.add_argument("--hvp-only", action="store_true")
+    ap.add_argument(
+        "--trace-only", action="store_true", help="only the trace rows (no top-k, no density)"
+    )
+    ap.add_argument(
+        "--trace-methods", default="stratified,hutch++", help="our methods at the peers' budgets"
+    )
+    ap.add_argument("--no-rtol-row", action="store_true", help="skip ours with rtol=1e-2")
+    ap.add_argument(
+        "--cache",
+        default="/tmp/splinescope-bench-cache",
+        help="folder for the reference top-5 and exact trace per workload ('' to recompute)",
+    )
     ap.add_argument(
         "--skip-he-power",
         action="store_true",

@@ -22,12 +22,14 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from torch import nn
 
+from splinescope.errors import SplinescopeError
 from splinescope.landscape._state import preserved_rng
 from splinescope.landscape.density import DensityResult, spectral_density
 from splinescope.landscape.lanczos import EigenResult, Which, lanczos_eigenvalues
@@ -118,12 +120,13 @@ def hessian_trace(
     loss_fn: LossFn,
     data: Any,
     *,
-    method: Literal["hutch++", "hutchinson"] = "hutch++",
+    method: Literal["stratified", "hutch++", "hutchinson"] = "stratified",
     rtol: float = 1e-2,
     max_hvp: int = 300,
     min_samples: int = 10,
     n_sketch: int | None = None,
     sketch: Literal["lanczos", "random"] = "lanczos",
+    blocks: Literal["module", "tensor", "none"] = "module",
     params: Sequence[str] | None = None,
     curvature: Curvature = "hessian",
     batch_size: int | None = None,
@@ -131,10 +134,15 @@ def hessian_trace(
     reduction: Literal["mean", "sum"] = "mean",
     seed: int = 0,
 ) -> TraceResult:
-    """``tr(H)`` by Hutch++ with a standard error; stops when ``SE / |trace| <= rtol``.
+    """``tr(H)`` with a standard error; stops when ``SE / |trace| <= rtol``.
 
-    See :mod:`splinescope.landscape.trace` for the variants (``sketch="lanczos"``: the exact
-    part from ``n_sketch`` Lanczos steps; ``"random"``: classical Hutch++). ``max_hvp`` caps the
+    See :mod:`splinescope.landscape.trace` for the variants. The default ``"stratified"``: a
+    Lanczos control variate plus Rademacher probes one parameter block at a time (``blocks``:
+    the parameters of one module, one tensor, or all in one block), at most ``max_hvp // 4``
+    blocks (consecutive modules merged beyond). Measured on the benchmark MLP and CNN
+    (``benchmarks/bench_hessian.py``): about 5x lower error than Hutchinson at 30 products.
+    ``"hutch++"`` (``sketch="lanczos"``: the exact part from ``n_sketch`` Lanczos steps;
+    ``"random"``: classical Hutch++) and ``"hutchinson"`` stay selectable. ``max_hvp`` caps the
     products (``converged`` is ``False`` if the cap stopped it).
     """
     with preserved_rng():
@@ -148,9 +156,34 @@ def hessian_trace(
             min_samples=min_samples,
             n_sketch=n_sketch,
             sketch=sketch,
+            blocks=parameter_blocks(op, blocks, max_hvp // 4) if method == "stratified" else None,
             seed=seed,
             device=op.device,
         )
+
+
+def parameter_blocks(op: CurvatureOperator, how: str, max_blocks: int) -> list[int]:
+    """Sizes of contiguous parameter blocks of ``op``'s flat vector: one per module
+    (``"module"``: tensors whose names share the prefix before the last dot), one per tensor, or
+    one (``"none"``); more than ``max_blocks`` are merged into ``max_blocks`` runs of
+    consecutive blocks."""
+    if how not in ("module", "tensor", "none"):
+        raise SplinescopeError(f"blocks: expected 'module', 'tensor' or 'none', got {how!r}")
+    sizes = [math.prod(shape) for shape in op.shapes]
+    if how == "none":
+        return [op.n]
+    keys = op.names if how == "tensor" else [name.rpartition(".")[0] for name in op.names]
+    groups: list[int] = []
+    for i, size in enumerate(sizes):
+        if i > 0 and keys[i] == keys[i - 1]:
+            groups[-1] += size
+        else:
+            groups.append(size)
+    count = max(1, max_blocks)
+    if len(groups) <= count:
+        return groups
+    edges = [round(j * len(groups) / count) for j in range(count + 1)]
+    return [sum(groups[edges[j] : edges[j + 1]]) for j in range(count)]
 
 
 def hessian_density(
@@ -203,7 +236,7 @@ class HessianSummary:
     Attributes:
         loss: the loss on the data (mean over points).
         eigen: Lanczos top-k (descending eigenvalues, residual norms, converged flags).
-        trace: Hutch++ trace with its standard error.
+        trace: stratified trace (module blocks) with its standard error.
         density: SLQ spectral density with the outliers separated from the bulk.
         n_hvp: Hessian-vector products used by all three.
     """
@@ -249,7 +282,14 @@ def hessian_summary(
             dtype=op.dtype,
         )
         tr = estimate_trace(
-            op.matvec, op.n, rtol=trace_rtol, max_hvp=trace_max_hvp, seed=seed + 1, device=op.device
+            op.matvec,
+            op.n,
+            method="stratified",
+            rtol=trace_rtol,
+            max_hvp=trace_max_hvp,
+            blocks=parameter_blocks(op, "module", trace_max_hvp // 4),
+            seed=seed + 1,
+            device=op.device,
         )
         dens = spectral_density(
             op.matvec,
