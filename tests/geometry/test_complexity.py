@@ -352,3 +352,101 @@ def test_a_layer_not_reached_for_some_points_is_an_error_not_a_zero_count():
     points = torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]])
     with pytest.raises(SplinescopeError, match="act2"):
         local_complexity(_InputDependent(), points, radius=0.01, n_vertices=2, batch_size=1)
+
+
+# --- the shared-frame path: first layer from the centres, deeper layers from shared products --
+
+
+def _vertex_path_on_shared_products(model, points, radius, n_vertices, seed):
+    """Reference for an MLP ``Sequential``: the vertex values ``fl(c ± f_k)`` of its first
+    Linear built explicitly, every layer then run out of place and counted on all vertices."""
+    from splinescope.nn import count_cut_units, describe
+
+    units = describe(model, points[:1])
+    first, rest = model[0], list(model)[1:]
+    frame = ortho_frame(tuple(points.shape[1:]), n_vertices // 2, seed=seed, dtype=points.dtype)
+    with torch.no_grad():
+        center = first(points)
+        reach = radius * nn.functional.linear(frame, first.weight)
+        value = torch.cat([center[:, None] + reach[None], center[:, None] - reach[None]], 1)
+        value = value.flatten(0, 1)
+        counts, index = [], 0
+        for module in rest:
+            if isinstance(module, nn.ReLU):
+                layer = units.layers[index]
+                counts.append(count_cut_units(layer, value, n_vertices))
+                index += 1
+            value = module(value)
+    return torch.stack(counts, dim=1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dim=st.integers(2, 30),
+    width=st.integers(1, 24),
+    half=st.integers(1, 8),
+    radius=st.floats(1e-3, 4.0),
+    seed=st.integers(0, 10_000),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_shared_frame_path_is_bit_identical_to_counting_its_vertices(
+    dim, width, half, radius, seed, dtype
+):
+    half = min(half, dim)
+    torch.manual_seed(seed)
+    model = mlp(d_in=dim, width=width, depth=3).to(dtype)
+    points = torch.randn(9, dim, dtype=dtype)
+    ours = local_complexity(model, points, radius=radius, n_vertices=2 * half, seed=seed)
+    reference = _vertex_path_on_shared_products(model, points, radius, 2 * half, seed)
+    assert torch.equal(ours.counts, reference)
+
+
+def test_points_exactly_on_first_layer_boundaries():
+    """Dyadic weights and points with b = -w·x: the first layer's pre-activation at the centre
+    is exactly 0 for half the units (sign(0) at the centre, ± at the vertices)."""
+    gen = torch.Generator().manual_seed(5)
+    model = mlp(d_in=8, width=6, depth=2)
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randint(-4, 5, (6, 8), generator=gen) / 4)
+        points = torch.randint(0, 3, (5, 8), generator=gen).float() / 2
+        model[0].bias.copy_(-(model[0].weight @ points[0]))
+        model[0].bias[3:] = 0.25
+    with torch.no_grad():
+        assert (model[0](points[:1])[0, :3] == 0).all()
+    for radius in (1e-6, 0.5):
+        ours = local_complexity(model, points, radius=radius, n_vertices=6, seed=2)
+        reference = _vertex_path_on_shared_products(model, points, radius, 6, 2)
+        assert torch.equal(ours.counts, reference)
+    tiny = local_complexity(model, points[:1], radius=1e-6, n_vertices=6, seed=2)
+    assert tiny.counts[0, 0] >= 3  # the three units through the point are cut
+
+
+@pytest.mark.parametrize("case", ["mlp", "wide", "residual", "conv_bn"])
+def test_shared_frame_path_agrees_with_published_algorithm_in_float32(case):
+    """The shortcut computes the first affine layer as fl(Wx+b) + fl(r·Wu) rather than
+    fl(W(x+r·u)+b): deeper values differ by rounding, so a count can differ only for a unit
+    within rounding of 0 at a vertex. On these models and inputs the counts agree exactly."""
+    torch.manual_seed(0)
+    layers, use_input = None, False
+    if case == "mlp":
+        model, points, radius, n_vertices = mlp(), torch.randn(300, 20), 0.5, 20
+    elif case == "wide":
+        model = mlp(d_in=64, width=128, depth=4)
+        points, radius, n_vertices = torch.randn(200, 64), 0.3, 50
+    elif case == "residual":
+        model, points, radius, n_vertices = ResidualMLP(), torch.randn(200, 12), 0.4, 10
+        use_input = True
+    else:
+        model, points, radius, n_vertices = ConvBNPool(), torch.rand(60, 3, 8, 8), 0.05, 12
+        layers = ["act*"]
+    model.eval()
+    if case == "residual":
+        modules = list(model.acts)
+    elif case == "conv_bn":
+        modules = [model.bn1, model.bn2]
+    else:
+        modules = [m for m in model if isinstance(m, nn.Linear)][:-1]
+    ours = local_complexity(model, points, radius=radius, n_vertices=n_vertices, layers=layers)
+    reference = naive_counts(model, _hull(points, n_vertices, radius), modules, use_input=use_input)
+    assert torch.equal(ours.counts, reference)
+    assert reference.sum() > 0

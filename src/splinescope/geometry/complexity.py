@@ -22,7 +22,12 @@ from splinescope.errors import SplinescopeError
 from splinescope.geometry.neighborhoods import ball_directions, cross_polytope, ortho_frame
 from splinescope.nn.describe import LayerSelection, describe
 from splinescope.nn.guard import measuring
-from splinescope.nn.states import count_cut_units
+from splinescope.nn.states import (
+    count_cut_units,
+    count_cut_units_on_frame,
+    frame_reach,
+    shared_frame_countable,
+)
 
 VARIANT = (
     "per-layer count of units whose pre-activation sign (sign(0) a state of its own) is not "
@@ -182,18 +187,30 @@ def _validate(points, radius, n_vertices, neighborhood, hull) -> None:
 
 
 def _shift_by_frame(
-    center: torch.Tensor, frame: torch.Tensor, include_center: bool, channels_last: bool
+    center: torch.Tensor,
+    frame: torch.Tensor,
+    include_center: bool,
+    channels_last: bool,
+    workspace: dict | None = None,
 ) -> torch.Tensor:
     """``[B, *S]`` centres and ``[K, *S]`` frame -> ``[B·V, *S]`` values ``c ± f_k`` (+ ``c``).
 
     Written straight into one buffer in the published vertex order (no concatenation copies);
-    with ``channels_last`` (4-D values) the buffer is laid out NHWC.
+    with ``channels_last`` (4-D values) the buffer is laid out NHWC. With a ``workspace``
+    dict, the buffer is kept there and reused by the next call (memory already mapped).
     """
     n_points, n_directions = center.shape[0], frame.shape[0]
     n_vertices = 2 * n_directions + int(include_center)
     if channels_last:
         center, frame = center.permute(0, 2, 3, 1), frame.permute(0, 2, 3, 1)
-    out = center.new_empty(n_points, n_vertices, *center.shape[1:])
+    shape = (n_points, n_vertices, *center.shape[1:])
+    numel = int(torch.Size(shape).numel())
+    flat = None if workspace is None else workspace.get("vertices")
+    if flat is None or flat.numel() < numel or flat.dtype != center.dtype:
+        flat = center.new_empty(numel)
+        if workspace is not None:
+            workspace["vertices"] = flat
+    out = flat[:numel].view(shape)
     anchor = center.unsqueeze(1)
     torch.add(anchor, frame, out=out[:, :n_directions])
     torch.sub(anchor, frame, out=out[:, n_directions : 2 * n_directions])
@@ -315,25 +332,46 @@ def local_complexity(
     with measuring(model), measuring(work):
         frame = None
         frame_output = None
+        on_frame: dict[int, torch.Tensor] = {}  # layer index -> reach, counted from the centres
+        workspace: dict = {}  # buffers reused from batch to batch
         if hull is None and neighborhood == "ortho":
             frame = ortho_frame(input_shape, n_directions, seed=seed, dtype=dtype, device=device)
             if runner.first_affine is not None:
                 frame_output = radius * runner.first_affine.linear_part(runner.prefix(frame))
+                reach = frame_reach(frame_output)
+                for index in runner.first_affine_taps():
+                    if shared_frame_countable(units.layers[index]):
+                        on_frame[index] = reach
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             centers = points[start:stop]
+            done: set[int] = set()
 
-            def on_unit(index: int, raw: torch.Tensor, start=start, stop=stop) -> None:
+            def on_unit(index: int, raw: torch.Tensor, start=start, stop=stop, done=done) -> None:
+                if index in done:
+                    return
                 layer = units.layers[index]
                 counts[start:stop, index] = count_cut_units(layer, raw, total_vertices).cpu()
 
             if frame_output is not None:
                 center_output = runner.first_affine.module(runner.prefix(centers))
+                for index, reach in on_frame.items():
+                    count = count_cut_units_on_frame(center_output, reach)
+                    if count is not None:
+                        counts[start:stop, index] = count.cpu()
+                        done.add(index)
                 nhwc_output = nhwc and center_output.dim() == 4
                 vertex_output = _shift_by_frame(
-                    center_output, frame_output, include_center, nhwc_output
+                    center_output, frame_output, include_center, nhwc_output, workspace
                 )
-                runner.run(None, on_unit, injected=vertex_output, need_output=False)
+                runner.run(
+                    None,
+                    on_unit,
+                    injected=vertex_output,
+                    need_output=False,
+                    inplace=True,
+                    workspace=workspace,
+                )
                 continue
             if hull is not None:
                 vertices = hull[start:stop].to(device=device, dtype=dtype)
@@ -350,7 +388,7 @@ def local_complexity(
             vertices = vertices.flatten(0, 1)
             if nhwc:
                 vertices = vertices.contiguous(memory_format=torch.channels_last)
-            runner.run(vertices, on_unit, need_output=False)
+            runner.run(vertices, on_unit, need_output=False, inplace=True, workspace=workspace)
 
     return LocalComplexity(
         counts=counts,

@@ -41,11 +41,34 @@ def ortho_frame(
             f"n_directions: an orthonormal frame in dimension {dim} has 1 to {dim} directions, "
             f"got {n_directions!r}"
         )
-    generator = torch.Generator().manual_seed(derived_seed(seed, "ortho-frame"))
-    gaussian = torch.randn(dim, n_directions, generator=generator, dtype=torch.float64)
-    q, r = torch.linalg.qr(gaussian)
-    q = q * torch.sign(torch.diagonal(r))  # unique QR: Haar-distributed frame
-    return q.T.reshape(n_directions, *input_shape).to(device=device, dtype=dtype)
+    rows = _frame_rows(dim, n_directions, int(seed))
+    return rows.reshape(n_directions, *input_shape).to(device=device, dtype=dtype, copy=True)
+
+
+_FRAME_CACHE: dict[tuple[int, int, int], torch.Tensor] = {}
+_FRAME_CACHE_BYTES = 64 * 2**20
+
+
+def _frame_rows(dim: int, n_directions: int, seed: int) -> torch.Tensor:
+    """float64 CPU ``[K, dim]`` orthonormal rows, kept for reuse (a probe asks for the same
+    frame at every step; the QR costs tens of ms at D = 784) up to 64 MB of frames."""
+    key = (dim, n_directions, seed)
+    rows = _FRAME_CACHE.get(key)
+    if rows is None:
+        generator = torch.Generator().manual_seed(derived_seed(seed, "ortho-frame"))
+        gaussian = torch.randn(dim, n_directions, generator=generator, dtype=torch.float64)
+        q, r = torch.linalg.qr(gaussian)
+        rows = (q * torch.sign(torch.diagonal(r))).T.contiguous()  # unique QR: Haar frame
+        size = rows.numel() * rows.element_size()
+        while (
+            _FRAME_CACHE
+            and sum(t.numel() * t.element_size() for t in _FRAME_CACHE.values()) + size
+            > _FRAME_CACHE_BYTES
+        ):
+            _FRAME_CACHE.pop(next(iter(_FRAME_CACHE)))
+        if size <= _FRAME_CACHE_BYTES:
+            _FRAME_CACHE[key] = rows
+    return rows
 
 
 def ball_directions(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from splinescope.errors import SplinescopeError
 
@@ -26,6 +27,9 @@ PoolFn = Callable[[tuple, dict], tuple[torch.Tensor, torch.Tensor]]
 _SHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "size"}
 _SHAPE_FUNCTIONS = {torch.flatten, torch.reshape}
 _AFFINE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# Modules whose output is a fresh tensor (never a view of their input) in eval mode.
+_FRESH_MODULES = (*_AFFINE_MODULES, _BatchNorm)
+_RELU_FUNCTIONS = (torch.relu, nn.functional.relu)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class FxRunner:
         self.first_affine = first_affine
         tapped = [i for i, node in enumerate(self.nodes) if node in self.taps]
         self.last_tapped = max(tapped) if tapped else len(self.nodes)
+        self.inplace_relus = _inplace_relus(graph_module, self.nodes, first_affine)
         self._interpreter = fx.Interpreter(graph_module, garbage_collect_values=False)
 
     def prefix(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,16 +123,35 @@ class FxRunner:
             env[node] = x if node.op == "placeholder" else self._interpreter.run_node(node)
         return env[self.first_affine.node.args[0]]
 
+    def first_affine_taps(self) -> set[int]:
+        """Indices of the taps that read exactly the first affine module's output."""
+        if self.first_affine is None:
+            return set()
+        node = self.first_affine.node
+        out = {tap.index for tap in self.taps.get(node, ()) if tap.when == "output"}
+        for user in node.users:
+            if user.args and user.args[0] is node:
+                out |= {tap.index for tap in self.taps.get(user, ()) if tap.when == "input"}
+        return out
+
     def run(
         self,
         x: torch.Tensor | None,
         on_unit: OnUnit,
         injected: torch.Tensor | None = None,
         need_output: bool = True,
+        inplace: bool = False,
+        workspace: dict | None = None,
     ) -> object:
         """Run on ``x``; with ``injected``, start from that value of the first affine module.
 
-        With ``need_output=False`` the walk stops after the last tapped node (returns None).
+        With ``need_output=False`` the walk stops at the last tapped node (returns None); a
+        last node read only at its input is not run. With ``inplace=True`` a ReLU may overwrite
+        its input once the taps have read it, where that input is a fresh module output (or
+        ``injected``) that nothing else uses: ``on_unit`` must then not keep the tensors.
+        With ``inplace`` and a ``workspace`` dict (kept by the caller between runs) and
+        ``need_output=False``, ``nn.Linear`` outputs are written into buffers kept there, so
+        that batch after batch reuses memory that is already mapped (no page faults).
         """
         interp = self._interpreter
         env: dict[fx.Node, object] = {}
@@ -135,12 +159,15 @@ class FxRunner:
         on_unit, seen = _reached(on_unit)
         skip = set(self.first_affine.prefix) if injected is not None else set()
         stop = len(self.nodes) if need_output else self.last_tapped + 1
+        inplace = inplace and not _has_global_hooks()
+        buffers = workspace if inplace and not need_output else None
         result = None
-        for node in self.nodes[:stop]:
+        for position, node in enumerate(self.nodes[:stop]):
             if node in skip:
                 continue
             taps = self.taps.get(node, ())
             value = None
+            last = not need_output and position == self.last_tapped
             if injected is not None and node is self.first_affine.node:
                 value = injected
             elif node.op == "placeholder":
@@ -157,6 +184,14 @@ class FxRunner:
                         args, kwargs = interp.fetch_args_kwargs_from_env(node)
                         value, indices = tap.pool(args, kwargs)
                         on_unit(tap.index, indices)
+                if last and taps and all(tap.when == "input" for tap in taps):
+                    break  # read at its input, and nothing after it is needed
+                if value is None and inplace and node in self.inplace_relus:
+                    source = node.args[0]
+                    if _unhooked(self.graph_module, source, node):
+                        value = torch.relu_(env[source])
+                if value is None and buffers is not None and node.op == "call_module":
+                    value = _linear_into(buffers, self.graph_module, node, env)
                 if value is None:
                     value = interp.run_node(node)
             for tap in taps:
@@ -185,8 +220,13 @@ class HookRunner:
         on_unit: OnUnit,
         injected: torch.Tensor | None = None,
         need_output: bool = True,
+        inplace: bool = False,
+        workspace: dict | None = None,
     ) -> object:
-        """Run the model on ``x``, calling ``on_unit`` from inside the hooks (whole forward)."""
+        """Run the model on ``x``, calling ``on_unit`` from inside the hooks (whole forward).
+
+        ``need_output``, ``inplace`` and ``workspace`` are accepted for the same call as
+        :meth:`FxRunner.run` and have no effect (the model's own forward runs)."""
         if injected is not None:
             raise RuntimeError("HookRunner cannot start from an injected first layer")
         calls: Counter[str] = Counter()
@@ -225,6 +265,88 @@ class HookRunner:
                 handle.remove()
         _check_reached(self.taps, seen)
         return result
+
+
+def _is_relu(graph_module: fx.GraphModule, node: fx.Node) -> bool:
+    """A plain ReLU call (module, function or method) on one input, without extra options."""
+    if node.op == "call_module":
+        module = graph_module.get_submodule(node.target)
+        return type(module) is nn.ReLU
+    if node.op == "call_function":
+        return node.target in _RELU_FUNCTIONS and not node.kwargs and len(node.args) == 1
+    return node.op == "call_method" and node.target == "relu" and len(node.args) == 1
+
+
+def _inplace_relus(
+    graph_module: fx.GraphModule, nodes: list[fx.Node], first_affine: FirstAffine | None
+) -> set[fx.Node]:
+    """ReLU nodes that are the only user of an input produced by a fresh-output module."""
+    out = set()
+    for node in nodes:
+        if (
+            not node.args
+            or not isinstance(node.args[0], fx.Node)
+            or not _is_relu(graph_module, node)
+        ):
+            continue
+        source = node.args[0]
+        fresh = source.op == "call_module" and isinstance(
+            graph_module.get_submodule(source.target), _FRESH_MODULES
+        )
+        if (fresh or (first_affine is not None and source is first_affine.node)) and list(
+            source.users
+        ) == [node]:
+            out.add(node)
+    return out
+
+
+def _linear_into(
+    buffers: dict, graph_module: fx.GraphModule, node: fx.Node, env: dict
+) -> torch.Tensor | None:
+    """An unhooked ``nn.Linear`` on a 2-D input, computed into ``buffers[node]`` (the same
+    ``addmm``/``mm`` kernel as ``F.linear``); None for any other node."""
+    module = graph_module.get_submodule(node.target)
+    if type(module) is not nn.Linear or _has_hooks(module) or len(node.args) != 1 or node.kwargs:
+        return None
+    x = env.get(node.args[0])
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.requires_grad:
+        return None
+    weight, bias = module.weight, module.bias
+    if weight.requires_grad and torch.is_grad_enabled():
+        return None
+    rows = x.shape[0]
+    buffer = buffers.get(node)
+    if (
+        buffer is None
+        or buffer.shape[0] < rows
+        or buffer.dtype != x.dtype
+        or buffer.device != x.device
+    ):
+        buffer = x.new_empty(rows, module.out_features)
+        buffers[node] = buffer
+    out = buffer[:rows]
+    if bias is None:
+        return torch.mm(x, weight.t(), out=out)
+    return torch.addmm(bias, x, weight.t(), out=out)
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+def _has_global_hooks() -> bool:
+    from torch.nn.modules import module as module_mod
+
+    return bool(module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks)
+
+
+def _unhooked(graph_module: fx.GraphModule, *nodes: fx.Node) -> bool:
+    """Whether the modules these nodes call have no hooks now (hooks come and go)."""
+    return not any(
+        _has_hooks(graph_module.get_submodule(node.target))
+        for node in nodes
+        if node.op == "call_module"
+    )
 
 
 def _is_shape_node(graph_module: fx.GraphModule, node: fx.Node) -> bool:

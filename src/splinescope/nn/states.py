@@ -61,6 +61,47 @@ def count_cut_units(layer: UnitLayer, raw: torch.Tensor, n_vertices: int) -> tor
     return total
 
 
+def shared_frame_countable(layer: UnitLayer) -> bool:
+    """Whether :func:`count_cut_units_on_frame` applies: units cut where their sign at 0 changes."""
+    return layer.kind in ("hinge", "output", "smooth") and tuple(layer.thresholds) == (0.0,)
+
+
+def frame_reach(frame_values: torch.Tensor) -> torch.Tensor:
+    """``[K, *shape] -> [*shape]``: ``max_k |f_k|``, how far a unit moves over the frame."""
+    return frame_values.abs().amax(dim=0)
+
+
+def count_cut_units_on_frame(center: torch.Tensor, reach: torch.Tensor) -> torch.Tensor | None:
+    """Cut units of a layer whose values at the vertices are ``fl(c ± f_k)``, from ``c`` alone.
+
+    Args:
+        center: ``[B, *shape]``, the layer's values ``c`` at the neighbourhoods' centres.
+        reach: ``[*shape]``, :func:`frame_reach` of the frame's values ``f_k`` (vertex
+            ``x ± r·u_k`` has the value ``fl(c ± f_k)``; the centre, if it is a vertex, ``c``).
+
+    Returns:
+        int64 ``[B]``, bit-identical to :func:`count_cut_units` on the vertex values, or None
+        where that cannot be guaranteed (values within a few ulps of the underflow threshold,
+        where flush-to-zero arithmetic could zero ``fl(c ± f_k)``): count on the vertices then.
+
+    Why it is exact: IEEE addition is correctly rounded with gradual underflow, so
+    ``sign(fl(c ± f)) = sign(c ± f)``. The signs over all vertices are the same iff
+    ``c > max_k |f_k|`` (all +), ``c < -max_k |f_k|`` (all −) or ``c = max_k |f_k| = 0``
+    (all 0, ``sign(0)`` being a state of its own); the centre never adds a state. NaN and
+    infinities follow the vertex test's comparisons case by case (both count the unit as cut
+    whenever some vertex value is NaN).
+    """
+    c = center.reshape(center.shape[0], -1)
+    m = reach.reshape(1, -1).to(c.dtype)
+    info = torch.finfo(c.dtype)
+    bound = info.tiny / info.eps * 4
+    size = torch.maximum(c.abs(), m)
+    if bool(((size < bound) & (size > 0)).any()):
+        return None
+    constant = (c > m) | (c < -m) | ((c == 0) & (m == 0))
+    return (~constant).sum(dim=1)
+
+
 def record_states(
     model: nn.Module,
     x: torch.Tensor,
