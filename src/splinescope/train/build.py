@@ -33,6 +33,31 @@ def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     return LOSSES[name]
 
 
+class BatchLoss:
+    """The loss of a training batch given by its indices into the training set:
+    ``loss(logits, index) == make_loss(name)(logits, labels[index])`` bit for bit, with the
+    MSE's one-hot targets built once (per dtype and class count) instead of at every step.
+
+    ``labels`` [N] int64, on the device of the logits.
+    """
+
+    def __init__(self, name: str, labels: torch.Tensor) -> None:
+        self.name = name
+        self.labels = labels
+        self.fn = make_loss(name)
+        self._targets: dict[tuple[torch.dtype, int], torch.Tensor] = {}
+
+    def __call__(self, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        if self.name != "mse":
+            return self.fn(logits, self.labels[index])
+        key = (logits.dtype, int(logits.shape[1]))
+        table = self._targets.get(key)
+        if table is None:
+            table = torch.nn.functional.one_hot(self.labels, key[1]).to(key[0])
+            self._targets[key] = table
+        return torch.nn.functional.mse_loss(logits, table[index])
+
+
 def data_spec(config: TrainConfig) -> dict[str, Any]:
     """The :func:`splinescope.data.load_dataset` arguments a config names (``name`` first)."""
     options = dict(config.data_options)
@@ -87,13 +112,35 @@ def make_model(config: TrainConfig, data) -> nn.Module:
     return model
 
 
+#: Devices whose AdamW / Adam run as one fused kernel over all parameters.
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+def fused_supported(params: list[torch.Tensor]) -> bool:
+    """Whether torch's fused Adam(W) takes ``params``: floating point, all on one of
+    :data:`FUSED_DEVICES`."""
+    return bool(params) and all(
+        p.is_floating_point() and p.device.type in FUSED_DEVICES for p in params
+    )
+
+
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """AdamW, Adam or SGD (with momentum) over all parameters."""
-    params = model.parameters()
+    """AdamW, Adam or SGD (with momentum) over all parameters.
+
+    AdamW and Adam use torch's fused implementation where it exists (CPU, CUDA): the same
+    update in one kernel instead of ~10 per parameter tensor, 25-35 % of a small MLP's training
+    step on CPU; its rounding differs from the per-tensor loop's by about 1 ulp per step
+    (tests/test_train.py bounds it). An optimizer restored from a checkpoint keeps the
+    implementation it was saved with, so a resumed run continues as it began.
+    """
+    params = list(model.parameters())
+    fused = True if fused_supported(params) else None
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(
+            params, lr=config.lr, weight_decay=config.weight_decay, fused=fused
+        )
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
     return torch.optim.SGD(
         params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )

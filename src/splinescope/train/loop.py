@@ -34,6 +34,7 @@ from splinescope.store.checkpoints import (
     snapshot_path,
 )
 from splinescope.train.build import (
+    BatchLoss,
     BatchSampler,
     data_spec,
     load_data,
@@ -45,7 +46,7 @@ from splinescope.train.build import (
     model_spec,
 )
 from splinescope.train.config import TrainConfig
-from splinescope.train.divergence import Divergence, check_loss, check_parameters
+from splinescope.train.divergence import Divergence, ParameterCheck, check_loss
 from splinescope.train.signals import StopRequests
 
 
@@ -255,6 +256,8 @@ def _train(
             monitor_state=monitor.state_dict(),
         )
 
+    batch_loss = BatchLoss(config.loss, y_train)
+    parameters = ParameterCheck(model)
     began = time.perf_counter()
     loss_value = float("nan")
     step = start - 1
@@ -266,14 +269,14 @@ def _train(
             for step in range(start, config.steps + 1):
                 if step > 0:
                     index = sampler.next()
-                    loss = loss_fn(model(x_train[index]), y_train[index])
+                    loss = batch_loss(model(x_train[index]), index)
                     loss_value = loss.item()
                     found = check_loss(step, loss_value)
                     if found is None or config.on_divergence == "continue":
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         optimizer.step()
-                        found = found or check_parameters(step, model)
+                        found = found or parameters.check(step)
                     if found is not None and divergence is None:
                         divergence = found
                         store.set_divergence(run_id, found.step, found.tensor, found.value)
