@@ -70,7 +70,7 @@ def main() -> None:
         for label, per_process in (("pool, fresh process per run", 1), ("pool, reused", None)):
             executor = PoolExecutor(args.jobs, 1, runs_per_process=per_process)
             began = time.perf_counter()
-            run_sweep(s, root / f"pool-{per_process}", executor=executor)
+            run_sweep(s, root / f"pool-{per_process}", executor=executor, population=False)
             executor.close()
             rows.append((label, args.jobs, time.perf_counter() - began))
         if not args.no_ray:

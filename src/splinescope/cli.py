@@ -464,6 +464,14 @@ def sweep(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run points that used up their retries again.")
     ] = False,
+    no_population: Annotated[
+        bool,
+        typer.Option(
+            "--no-population",
+            help="Train every point alone (default: points that differ only in seed, "
+            "init_scale, weight_decay, lr train together as stacked populations).",
+        ),
+    ] = False,
     runs_dir: RunsDir = Path(DEFAULT_RUNS_DIR),
 ) -> None:
     """Run a sweep (a grid of runs) into one store; run it again to resume after a kill."""
@@ -480,6 +488,7 @@ def sweep(
             retry_failed=retry_failed,
             console=_console(),
             table_only=table,
+            population=False if no_population else None,
         )
     except SplinescopeError as exc:
         raise fail(str(exc)) from None

@@ -222,6 +222,7 @@ def test_which_configs_share_a_population():
         check_population([replace(a, optimizer="sgd")])
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["single-tensor", "fused"])
 @settings(max_examples=25, deadline=None)
 @given(
     k=st.integers(1, 4),
@@ -230,14 +231,18 @@ def test_which_configs_share_a_population():
     lrs=st.lists(st.sampled_from([1e-4, 1e-3, 3e-3, 0.1]), min_size=4, max_size=4),
     wds=st.lists(st.sampled_from([0.0, 1e-2, 0.1, 1.0]), min_size=4, max_size=4),
 )
-def test_stacked_adamw_is_k_torch_adamws(k, steps, seed, lrs, wds):
-    """The oracle: K torch.optim.AdamW on the members' slices, same gradients: bit-equal."""
+def test_stacked_adamw_is_k_torch_adamws(fused, k, steps, seed, lrs, wds):
+    """The oracle: K torch.optim.AdamW (the same implementation: the per-tensor loop, or the
+    fused kernel) on the members' slices, same gradients: bit-equal."""
     gen = torch.Generator().manual_seed(seed)
-    shapes = [(5, 3), (5,), (2, 5)]
+    shapes = [(5, 3), (5,), (2, 5), (40, 17)]  # odd sizes: the kernels' scalar tails
     stacked = [torch.randn(k, *s, generator=gen) for s in shapes]
     separate = [[t[i].clone().requires_grad_() for t in stacked] for i in range(k)]
-    opts = [torch.optim.AdamW(separate[i], lr=lrs[i], weight_decay=wds[i]) for i in range(k)]
-    adam = StackedAdamW(stacked, lr=lrs[:k], weight_decay=wds[:k])
+    opts = [
+        torch.optim.AdamW(separate[i], lr=lrs[i], weight_decay=wds[i], fused=fused or None)
+        for i in range(k)
+    ]
+    adam = StackedAdamW(stacked, lr=lrs[:k], weight_decay=wds[:k], fused=fused)
     for _ in range(steps):
         grads = [torch.randn(k, *s, generator=gen) * 10 for s in shapes]
         for p, g in zip(stacked, grads, strict=True):

@@ -51,6 +51,7 @@ def sweep_command(
     retry_failed: bool,
     console: Console,
     table_only: bool = False,
+    population: bool | None = None,
 ) -> int:
     """Print the table of runs (``dry_run``), the stored results (``table_only``), or run the
     sweep and print its results; return the exit code (0 when every point finished, 1 when
@@ -87,6 +88,7 @@ def sweep_command(
         address=address,
         retry_failed=retry_failed,
         on_event=on_event,
+        population=population,
     )
     counts = result.counts
     print_sweep_table(runs_dir, spec.name, console)

@@ -27,6 +27,7 @@ from typing import Any
 
 from splinescope.errors import SplinescopeError
 from splinescope.sweep._worker import Outcome, Task, init_pool_worker, run_task, set_threads
+from splinescope.sweep.population import PopulationTask, run_population_task
 
 LOST = "lost"  # the worker process died; the store says what became of the run
 
@@ -59,7 +60,9 @@ class PoolExecutor:
             )
         return self._pool
 
-    def submit(self, task: Task) -> cf.Future:
+    def submit(self, task: Task | PopulationTask) -> cf.Future:
+        if isinstance(task, PopulationTask):
+            return self._ensure().submit(run_population_task, task)
         return self._ensure().submit(run_task, task)
 
     def wait(self, handles: Collection[Any], timeout: float) -> list[tuple[Any, Outcome]]:

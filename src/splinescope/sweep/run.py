@@ -42,6 +42,7 @@ from splinescope.store.sweeps import (
 )
 from splinescope.sweep._worker import Outcome, Task, pack, unpack
 from splinescope.sweep.executors import LOST, PoolExecutor, RayExecutor
+from splinescope.sweep.population import PopulationTask, plan_groups
 from splinescope.sweep.spec import SweepSpec, expand
 
 BACKENDS = ("pool", "ray")
@@ -193,6 +194,20 @@ def _log_run_error(runs_dir: Path, outcome: Outcome) -> None:
         pass  # the run never reached the store (e.g. lost with its Ray worker)
 
 
+def _finished(
+    executor: Any, inflight: dict[Any, list[tuple[str, float]]], poll_s: float
+) -> list[tuple[Any, Outcome, str, float]]:
+    """``(handle, outcome, point, started_at)`` per point of the tasks that ended (a
+    population's task gives one outcome per point; a lost worker loses each of its points)."""
+    out = []
+    for handle, result in executor.wait(inflight, timeout=poll_s):
+        entries = inflight.pop(handle)
+        results = result if isinstance(result, list) else [result] * len(entries)
+        for (name, started_at), outcome in zip(entries, results, strict=True):
+            out.append((handle, outcome, name, started_at))
+    return out
+
+
 def run_sweep(
     spec: SweepSpec,
     runs_dir: str | os.PathLike = "runs",
@@ -204,6 +219,7 @@ def run_sweep(
     poll_s: float = 1.0,
     on_event: Callable[[SweepEvent], None] | None = None,
     executor: PoolExecutor | RayExecutor | None = None,
+    population: bool | None = None,
 ) -> SweepResult:
     """Run every point of ``spec`` not yet finished into the store at ``runs_dir``.
 
@@ -217,6 +233,9 @@ def run_sweep(
         retry_failed: give points that used up their attempts a new set.
         on_event: called with a :class:`SweepEvent` at every change.
         executor: an executor to use instead of making one (kept open).
+        population: train points that differ only in seed, init_scale, weight_decay and lr
+            together as populations (:mod:`splinescope.sweep.population`; pool only);
+            None: the spec's ``population`` (default on).
 
     Returns:
         :class:`SweepResult`. ``KeyboardInterrupt`` propagates after the in-flight runs are
@@ -238,26 +257,36 @@ def run_sweep(
     max_attempts = 1 + spec.retries
     todo = [p.name for p in points]
     busy: list[str] = []
-    inflight: dict[Any, tuple[str, float]] = {}
+    inflight: dict[Any, list[tuple[str, float]]] = {}
+    together = spec.population if population is None else population
+    groups = plan_groups(points, executor.slots) if together and executor.name == "pool" else {}
     last_refresh = time.monotonic()
     try:
         while todo or inflight or busy:
             while todo and len(inflight) < executor.slots:
                 name = todo.pop(0)
-                claim = claim_point(runs_dir, spec.name, name, retry_failed=retry_failed)
-                if claim == "busy":
-                    busy.append(name)
-                    emit(SweepEvent("busy", name))
+                mates = [n for n in groups.get(name, ()) if n != name and n in todo]
+                todo = [n for n in todo if n not in mates]
+                tasks = []
+                for member in (name, *mates):
+                    claim = claim_point(runs_dir, spec.name, member, retry_failed=retry_failed)
+                    if claim == "busy":
+                        busy.append(member)
+                        emit(SweepEvent("busy", member))
+                        continue
+                    if isinstance(claim, str):
+                        emit(SweepEvent("skipped" if claim == "finished" else "gave-up", member))
+                        continue
+                    tasks.append(_task(spec, claim, runs_dir, executor))
+                if not tasks:
                     continue
-                if isinstance(claim, str):
-                    emit(SweepEvent("skipped" if claim == "finished" else "gave-up", name))
-                    continue
-                task, resumed = _task(spec, claim, runs_dir, executor)
-                inflight[executor.submit(task)] = (name, time.time())
-                emit(SweepEvent("resumed" if resumed else "started", name, task.resume))
+                job = tasks[0][0] if len(tasks) == 1 else PopulationTask(tuple(t for t, _ in tasks))
+                inflight[executor.submit(job)] = [(t.point, time.time()) for t, _ in tasks]
+                for task, resumed in tasks:
+                    kind = "resumed" if resumed else "started"
+                    emit(SweepEvent(kind, task.point, task.resume))
             if inflight:
-                for handle, outcome in executor.wait(inflight, timeout=poll_s):
-                    name, started_at = inflight.pop(handle)
+                for _, outcome, name, started_at in _finished(executor, inflight, poll_s):
                     outcome = _settle(runs_dir, spec, name, outcome)
                     if outcome.outcome == "failed":
                         _log_run_error(runs_dir, outcome)

@@ -5,6 +5,8 @@
     seeds = [0, 1]                    # one run per seed at every point (default: the base's)
     retries = 1                       # a failed run is tried again this many times
     threads = 1                       # torch threads per run (default: cores / jobs)
+    population = true                 # points differing only in seed, init_scale, weight_decay,
+                                      # lr train together, stacked (pool; false: one by one)
 
     [set]                             # fixed overrides of the base, for every run
     steps = 30000
@@ -55,7 +57,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 SPEC_KEYS = ("name", "description", "base", "seeds", "retries", "threads", "set", "grid", "zip")
-SPEC_KEYS = (*SPEC_KEYS, "resources", "report")
+SPEC_KEYS = (*SPEC_KEYS, "resources", "report", "population")
 RESOURCE_KEYS = ("num_cpus", "num_gpus")
 REPORT_KEYS = ("x", "y", "quantities")
 SHIPPED = Path(__file__).resolve().parent.parent / "sweeps"
@@ -89,6 +91,7 @@ class SweepSpec:
     num_gpus: float = 0.0
     description: str = ""
     report: Mapping[str, Any] = field(default_factory=dict)
+    population: bool = True  # train stackable points together (splinescope.sweep.population)
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -110,6 +113,7 @@ class SweepSpec:
             "threads": self.threads,
             "resources": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
             "report": dict(self.report),
+            "population": self.population,
         }
 
 
@@ -235,6 +239,9 @@ def parse_spec(
                 f"[report] {key} = {report[key]!r} is not an axis; axes: {', '.join(keys)}"
             )
     threads = values.get("threads")
+    population = values.get("population", True)
+    if not isinstance(population, bool):
+        raise SplinescopeError(f"sweep spec 'population': true or false, got {population!r}")
     spec = SweepSpec(
         name=sweep_name,
         base=values["base"],
@@ -249,6 +256,7 @@ def parse_spec(
         num_gpus=resources["num_gpus"],
         description=str(values.get("description", "")),
         report=report,
+        population=population,
     )
     expand(spec)  # every point's config is checked now
     return spec

@@ -126,6 +126,28 @@ class _Member:
     slot: int = 0  # position in its group's stacked tensors
 
 
+class _StackedLinear(torch.autograd.Function):
+    """``h [K, B, in] -> baddbmm(bias [K, 1, out], h, W^T)`` with the backward a separate
+    ``addmm`` has, per member: ``grad_h = g @ W``, ``grad_W = g^T @ h`` (computed in W's own
+    layout, so no transposed copy is made), ``grad_bias = g.sum(batch)``."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):  # noqa: ANN001, ANN205 - autograd's signature
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        if bias is None:
+            return torch.bmm(h, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205 - autograd's signature
+        h, weight = ctx.saved_tensors
+        grad_h = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_w = torch.bmm(grad.transpose(1, 2), h) if ctx.needs_input_grad[1] else None
+        grad_b = grad.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_h, grad_w, grad_b
+
+
 class StackedMLP:
     """The stacked weights ``[K, *shape]`` of K MLPs of one architecture and their batched
     forward: ``x [K, B, *input_shape] -> logits [K, B, n_classes]``, each member exactly as
@@ -166,11 +188,9 @@ class StackedMLP:
                 h = h.reshape(h.shape[0], h.shape[1], -1)
             elif kind == "linear":
                 weight = self._by_name[f"{what}.weight"]
-                bias = self._by_name.get(f"{what}.bias")
-                if bias is None:
-                    h = torch.bmm(h, weight.transpose(1, 2))
-                else:
-                    h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+                h = _StackedLinear.apply(h, weight, self._by_name.get(f"{what}.bias"))
+            elif type(what) is nn.ReLU:
+                h = torch.relu_(h)  # in place on the linear's output: no copy, same values
             else:
                 h = what(h)
         return h
@@ -186,7 +206,11 @@ class StackedAdamW:
     """K ``torch.optim.AdamW`` (decoupled weight decay, amsgrad off) over stacked tensors,
     with per-member ``lr`` and ``weight_decay``; bit-identical to K separate optimizers.
 
-    ``step_t`` counts updates as torch does (a float32 tensor), so the bias corrections match.
+    ``fused=False`` repeats torch's single-tensor implementation op by op on the stacked
+    tensors; ``fused=True`` calls torch's fused kernel (``torch._fused_adamw_``) on the
+    members' slices, one call per distinct ``(lr, weight_decay)``, so each slice gets exactly
+    the arithmetic of a separate ``AdamW(fused=True)``. ``step_t`` counts updates as torch
+    does (a float32 tensor), so the bias corrections match.
     """
 
     def __init__(
@@ -200,8 +224,10 @@ class StackedAdamW:
         exp_avg: Sequence[torch.Tensor] | None = None,
         exp_avg_sq: Sequence[torch.Tensor] | None = None,
         step: float = 0.0,
+        fused: bool = False,
     ) -> None:
         self.params = list(params)
+        self.fused = bool(fused)
         k = self.params[0].shape[0]
         if len(lr) != k or len(weight_decay) != k:
             raise SplinescopeError(f"StackedAdamW: lr and weight_decay need {k} values each")
@@ -224,7 +250,41 @@ class StackedAdamW:
         decay = 1.0 - self.lr * self.weight_decay
         self._decay = [self._per_member(decay, p) for p in self.params]
         self._decays = bool((self.weight_decay != 0).any())
-        self._no_decay = self.weight_decay == 0
+        by_setting: dict[tuple[float, float], list[int]] = {}
+        for i, (a, b) in enumerate(zip(lr, weight_decay, strict=True)):
+            by_setting.setdefault((float(a), float(b)), []).append(i)
+        self._settings = [
+            (a, b, members, self._slices(self.params, members))
+            for (a, b), members in by_setting.items()
+        ]
+
+    @staticmethod
+    def _slices(tensors: Sequence[torch.Tensor], members: Sequence[int]) -> list[torch.Tensor]:
+        """Member slices ``t[k]`` of each tensor, member-major (a separate run's order)."""
+        return [t[k] for k in members for t in tensors]
+
+    @torch.no_grad()
+    def _fused_step(self) -> None:
+        self.step_t += 1
+        for lr, weight_decay, members, params in self._settings:
+            n = len(params)
+            torch._fused_adamw_(
+                params,
+                self._slices([p.grad for p in self.params], members),
+                self._slices(self.exp_avg, members),
+                self._slices(self.exp_avg_sq, members),
+                [],
+                [self.step_t] * n,
+                amsgrad=False,
+                lr=lr,
+                beta1=self.beta1,
+                beta2=self.beta2,
+                weight_decay=weight_decay,
+                eps=self.eps,
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
 
     @staticmethod
     def _per_member(values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -233,6 +293,9 @@ class StackedAdamW:
     @torch.no_grad()
     def step(self) -> None:
         """One update of every member from the parameters' ``.grad``."""
+        if self.fused:
+            self._fused_step()
+            return
         self.step_t += 1
         step = self.step_t.item()
         bias_correction1 = 1 - self.beta1**step
@@ -265,6 +328,24 @@ class StackedAdamW:
                 "exp_avg": self.exp_avg[i][k].clone(),
                 "exp_avg_sq": self.exp_avg_sq[i][k].clone(),
             }
+
+
+def _adam_settings(member: _Member) -> dict[str, Any]:
+    """The member's torch AdamW settings (its param group), refused where the population's
+    update would differ (foreach, amsgrad, maximize, capturable, differentiable, >1 group)."""
+    groups = member.optimizer.param_groups
+    if not isinstance(member.optimizer, torch.optim.AdamW) or len(groups) != 1:
+        raise SplinescopeError(
+            f"population: run {member.run_id} needs one torch.optim.AdamW param group"
+        )
+    group = groups[0]
+    for flag in ("foreach", "amsgrad", "maximize", "capturable", "differentiable"):
+        if group.get(flag):
+            raise SplinescopeError(
+                f"population: run {member.run_id}'s AdamW has {flag}=True, which the stacked "
+                "update does not reproduce; train it alone"
+            )
+    return group
 
 
 def _member_moments(optimizer: torch.optim.Optimizer) -> tuple[list | None, list | None, float]:
@@ -407,8 +488,11 @@ def train_population(
             if members:
                 check_population([m.config for m in members])  # resumed configs too
             stops.check()
-            for start in sorted({m.start for m in members}):
-                group = [m for m in members if m.start == start]
+            # one population per start step and AdamW kernel (a resumed optimizer keeps the
+            # implementation it was saved with)
+            keys = sorted({(m.start, bool(_adam_settings(m)["fused"])) for m in members})
+            for key in keys:
+                group = [m for m in members if (m.start, bool(_adam_settings(m)["fused"])) == key]
                 _train_group(group, runs_dir, store, stops, stop_after)
                 for m in group:
                     outcomes[m.index] = m.outcome
@@ -490,10 +574,14 @@ def _train_group(
     stack = StackedMLP([m.model for m in group])
     moments = [_member_moments(m.optimizer) for m in group]
     has_state = moments[0][0] is not None
+    settings = [_adam_settings(m) for m in group]
     adam = StackedAdamW(
         stack.params,
-        lr=[m.config.lr for m in group],
-        weight_decay=[m.config.weight_decay for m in group],
+        lr=[g["lr"] for g in settings],
+        weight_decay=[g["weight_decay"] for g in settings],
+        betas=settings[0]["betas"],
+        eps=settings[0]["eps"],
+        fused=bool(settings[0]["fused"]),
         exp_avg=[torch.stack(t) for t in zip(*[mo[0] for mo in moments], strict=True)]
         if has_state
         else None,
@@ -507,7 +595,7 @@ def _train_group(
     data = group[0].data
     device = torch.device(config.device)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    loss_fn = make_loss(config.loss)
+    loss_fn, targets = batch_loss(config.loss, y_train, data.n_classes, stack.params[0].dtype)
     start = group[0].start
     step = start - 1
     for m in group:
@@ -519,13 +607,7 @@ def _train_group(
         found: dict[int, Divergence | None] = {}
         if step > 0:
             index = torch.stack([m.sampler.next() for m in group])
-            logits = stack.forward(x_train[index])
-            y = y_train[index]
-            losses = torch.stack([loss_fn(logits[i], y[i]) for i in range(len(group))])
-            values = losses.tolist()
-            for p in stack.params:
-                p.grad = None
-            losses.sum().backward()
+            values = forward_backward(stack, x_train[index], targets[index], loss_fn)
             adam.step()
             norms = _member_norms(stack.params)
             for m in live:
@@ -576,6 +658,34 @@ def _train_group(
     for m in group:
         if m.active:
             _finish(m, runs_dir, store)
+
+
+def forward_backward(
+    stack: StackedMLP, x: torch.Tensor, target: torch.Tensor, loss_fn: Callable
+) -> list[float]:
+    """Each member's loss on its batch (``x [K, B, *input_shape]``, ``target [K, B, ...]``)
+    as Python floats, with the gradients in the stacked parameters' ``.grad``."""
+    logits = stack.forward(x)
+    losses = torch.stack(
+        [loss_fn(lg, t) for lg, t in zip(logits.unbind(0), target.unbind(0), strict=True)]
+    )
+    values = losses.tolist()
+    for p in stack.params:
+        p.grad = None
+    losses.sum().backward()  # d(sum)/d(member loss) = 1: each member's own gradient
+    return values
+
+
+def batch_loss(
+    name: str, labels: torch.Tensor, n_classes: int, dtype: torch.dtype
+) -> tuple[Callable, torch.Tensor]:
+    """``(loss_fn(logits, target), targets [N, ...])`` equal to ``make_loss(name)(logits,
+    labels[index])`` bit for bit: MSE's one-hot targets are made once (``one_hot`` then the
+    cast, as :func:`~splinescope.train.build.mse_onehot` does), not at every step."""
+    fn = make_loss(name)
+    if name != "mse":
+        return fn, labels
+    return torch.nn.functional.mse_loss, torch.nn.functional.one_hot(labels, n_classes).to(dtype)
 
 
 def _member_norms(params: Sequence[torch.Tensor]) -> list[float]:
