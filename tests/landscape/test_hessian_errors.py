@@ -90,6 +90,8 @@ def test_other_bad_arguments():
     with pytest.raises(SplinescopeError, match="data: expected one batch"):
         CurvatureOperator(model, CE, 3)
     with pytest.raises(SplinescopeError, match="max_hvp"):
-        hessian_trace(model, CE, (x, y), max_hvp=5, n_sketch=10)
+        hessian_trace(model, CE, (x, y), method="hutch++", max_hvp=5, n_sketch=10)
+    with pytest.raises(SplinescopeError, match="max_hvp: 1 products cannot pay for 2 probes"):
+        hessian_trace(model, CE, (x, y), max_hvp=1)
     with pytest.raises(SplinescopeError, match="vector: expected shape"):
         CurvatureOperator(model, CE, (x, y)).matvec(torch.ones(3))

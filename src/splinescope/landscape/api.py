@@ -138,9 +138,10 @@ def hessian_trace(
 
     See :mod:`splinescope.landscape.trace` for the variants. The default ``"stratified"``: a
     Lanczos control variate plus Rademacher probes one parameter block at a time (``blocks``:
-    the parameters of one module, one tensor, or all in one block), at most ``max_hvp // 4``
-    blocks (consecutive modules merged beyond). Measured on the benchmark MLP and CNN
-    (``benchmarks/bench_hessian.py``): about 5x lower error than Hutchinson at 30 products.
+    the parameters of one module, one tensor, or all in one block), at most ``max_hvp // 2``
+    blocks (2 probes each; consecutive modules merged beyond). Measured on the benchmark MLP
+    and CNN (``benchmarks/bench_hessian.py``): about 5x lower error than Hutchinson at 30
+    products.
     ``"hutch++"`` (``sketch="lanczos"``: the exact part from ``n_sketch`` Lanczos steps;
     ``"random"``: classical Hutch++) and ``"hutchinson"`` stay selectable. ``max_hvp`` caps the
     products (``converged`` is ``False`` if the cap stopped it).
@@ -156,7 +157,7 @@ def hessian_trace(
             min_samples=min_samples,
             n_sketch=n_sketch,
             sketch=sketch,
-            blocks=parameter_blocks(op, blocks, max_hvp // 4) if method == "stratified" else None,
+            blocks=parameter_blocks(op, blocks, max_hvp // 2) if method == "stratified" else None,
             seed=seed,
             device=op.device,
         )
@@ -287,7 +288,7 @@ def hessian_summary(
             method="stratified",
             rtol=trace_rtol,
             max_hvp=trace_max_hvp,
-            blocks=parameter_blocks(op, "module", trace_max_hvp // 4),
+            blocks=parameter_blocks(op, "module", trace_max_hvp // 2),
             seed=seed + 1,
             device=op.device,
         )

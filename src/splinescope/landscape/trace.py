@@ -29,6 +29,15 @@ variance of a network's Hessian (its cross-layer terms), drop out. The standard 
 ``sqrt(sum_b var_b / n_b)`` with Welch-Satterthwaite degrees of freedom. When the blocks do not
 decouple (a matrix without block structure), it costs up to ``n_blocks`` times the
 variance of plain Hutchinson per product; one block is Hutch++ in control-variate form.
+
+Budget rule (``"stratified"``): the probes keep ``min(max(3, ceil(min_samples / n_blocks)),
+max_hvp // n_blocks)`` sweeps (at least 2: a variance per block; fewer than ``2 n_blocks``
+products is an error), and the sketch may take only the rest (at most 50 steps, fewer once the
+exact part settles). So at a small budget the sketch shrinks to nothing before a block loses
+its probes, and the estimator becomes per-block Hutchinson; :func:`hessian_trace` merges
+modules only when the budget cannot pay 2 probes for each (at most ``max_hvp // 2`` blocks).
+Both are fixed by the budget and the block sizes, never by the probes, so the estimate stays
+unbiased given the sketch.
 """
 
 from __future__ import annotations
@@ -44,6 +53,10 @@ from splinescope.errors import SplinescopeError
 from splinescope.landscape.lanczos import lanczos
 
 __all__ = ["TraceResult", "estimate_trace"]
+
+# Sweeps (one probe per block each) before the stratified stopping rule may fire; the sketch
+# leaves room for them, or for as many as the budget holds (at least 2: a variance per block).
+_MIN_SWEEPS = 3
 
 
 @dataclass(frozen=True)
@@ -125,8 +138,8 @@ def estimate_trace(
     ``method="stratified"`` (see the module docstring) probes the contiguous coordinate
     ``blocks`` (sizes summing to ``n``; default one block) one at a time; ``n_sketch`` is then
     the most Lanczos steps (default: the sketch stops once the last two ``|alpha_j|`` are at
-    most ``settle * |tr T|``, at most 50 steps and leaving room for ``max(3, min_samples /
-    n_blocks)`` sweeps).
+    most ``settle * |tr T|``, at most 50 steps and leaving room for the sweeps of the budget
+    rule in the module docstring).
     """
     if method not in ("hutch++", "hutchinson", "stratified"):
         raise SplinescopeError(
@@ -291,14 +304,14 @@ def _stratified(
     device: torch.device | str,
 ) -> TraceResult:
     n_blocks = len(blocks)
-    min_sweeps = max(3, math.ceil(min_samples / n_blocks))
-    room = max_hvp - min_sweeps * n_blocks
-    if room < 0:
+    if max_hvp < 2 * n_blocks:
         raise SplinescopeError(
-            f"max_hvp: {max_hvp} products cannot pay for {min_sweeps} sweeps over {n_blocks} "
-            f"blocks ({min_sweeps * n_blocks} probes); pass fewer blocks or a larger max_hvp"
+            f"max_hvp: {max_hvp} products cannot pay for 2 probes in each of {n_blocks} blocks "
+            f"({2 * n_blocks} probes); pass fewer blocks or a larger max_hvp"
         )
-    cap = min(room, n, 50 if n_sketch is None else int(n_sketch))
+    min_sweeps = max(_MIN_SWEEPS, math.ceil(min_samples / n_blocks))
+    reserved = min(min_sweeps, max_hvp // n_blocks) * n_blocks
+    cap = min(max_hvp - reserved, n, 50 if n_sketch is None else int(n_sketch))
     q = torch.zeros(n, 0, dtype=torch.float64, device=device)
     t = torch.zeros(0, 0, dtype=torch.float64)
     n_hvp = 0
