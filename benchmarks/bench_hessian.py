@@ -12,6 +12,10 @@ Run::
     .venv-bench/bin/python benchmarks/bench_hessian.py --workloads cnn --cnn-n 128 --seeds 1
     .venv-bench/bin/python benchmarks/bench_hessian.py --hvp-only      # only the HVP-cost table
     .venv-bench/bin/python benchmarks/bench_hessian.py --trace-only --repeats 1 --trace-seeds 9
+    # the trace at matched budgets, one CNN seed per run, the rows accumulated in a file:
+    .venv-bench/bin/python benchmarks/bench_hessian.py --workloads cnn --cnn-n 128 --trace-only \
+        --repeats 1 --trace-seeds 1 --trace-seed0 S --trace-methods stratified --no-rtol-row \
+        --matched-json /tmp/cnn-matched.json
 
 Workloads (issue #5), float32 on CPU, inputs Gaussian, labels from a random linear teacher,
 ``--train-steps`` full-batch SGD steps (lr 0.05, momentum 0.9) from the seed-0 initialisation:
@@ -26,10 +30,14 @@ Rows (HVPs counted by wrapping each library's product; wall time includes its se
                   defaults (max_iter 100, tol 1e-4) and its ``lanczos(k, which="LA")`` defaults
                   (2k steps). Error: max over the k of |lambda - ref| / |ref|.
   trace           PyHessian ``trace()`` defaults (Hutchinson, tol 1e-3, stops on the running
-                  mean); hessian-eigenthings ``hutch_plus_plus(num_matvecs=99)``; ours (the
-                  default ``"stratified"`` and ``"hutch++"``) at the same HVP budget as each of
-                  them (``max_hvp``), and with its own stopping rule (``rtol=1e-2``). Error:
-                  |t - tr H| / |tr H|; the note counts seeds within 1.96 and 3 reported SE.
+                  mean) and ours (``--trace-methods``) at the HVPs it used (``max_hvp``), and
+                  ours with its own stopping rule (``rtol=1e-2``). Error: |t - tr H| / |tr H|;
+                  the note counts seeds within 1.96 and 3 reported SE.
+  matched budgets a second table, per budget of ``--trace-budgets`` (30, 99): PyHessian
+                  ``trace(maxIter=B, tol=-inf)`` (its rule never fires: exactly B
+                  products), hessian-eigenthings ``hutch_plus_plus(num_matvecs=B)`` (3 (B // 3)
+                  products) and ours ``max_hvp=B``; HVPs counted, median [max] error over the
+                  seeds, and ours / the better peer's median error.
   density         PyHessian ``density(iter=100, n_v=1)``; hessian-eigenthings
                   ``spectral_density(num_runs=1, lanczos_steps=100)`` (its default 10 x 80 is
                   8x the budget); ours ``n_starts=2, n_steps=50`` (the same 100 HVPs). Errors:
@@ -375,8 +383,12 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
         )
         model.zero_grad(set_to_none=True)
 
-    for seed in range(args.trace_seeds or args.seeds):
-        # trace
+    matched: dict[tuple[int, str], list[tuple[int, float]]] = {}
+    budgets = [int(b) for b in args.trace_budgets.split(",") if b.strip()]
+    methods = [m.strip() for m in args.trace_methods.split(",") if m.strip()]
+    first = args.trace_seed0
+    for seed in range(first, first + (args.trace_seeds or args.seeds)):
+        # trace: PyHessian with its own stopping rule, ours at the HVPs it used
         c = Counter()
         torch.manual_seed(seed)
         samples, t = timed(lambda c=c, s=seed: pyhessian_obj(model, x, y, c).trace())
@@ -388,34 +400,48 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
             t,
             abs(statistics.mean(samples) - tr_exact) / abs(tr_exact),
         )
-        c = Counter()
-        r, t = timed(
-            lambda c=c, s=seed: he.hutch_plus_plus(
-                he_operator(model, x, y, c), num_matvecs=99, seed=s
+        for method in methods:
+            res, t = timed(
+                lambda s=seed, m=method, b=ph_hvp: hessian_trace(
+                    model, CE, (x, y), method=m, rtol=1e-12, max_hvp=b, min_samples=2, seed=s
+                )
             )
-        )
-        add(
-            "trace",
-            "h-eigenthings Hutch++ 99",
-            c.n,
-            t,
-            abs(float(r.estimate) - tr_exact) / abs(tr_exact),
-        )
-        for budget, at in ((ph_hvp, "PyHessian's HVPs"), (99, "99 HVPs")):
-            for method in args.trace_methods.split(","):
-                res, t = timed(
-                    lambda b=budget, s=seed, m=method: hessian_trace(
-                        model, CE, (x, y), method=m, rtol=1e-12, max_hvp=b, min_samples=2, seed=s
-                    )
+            add(
+                "trace",
+                f"ours {method} at PyHessian's HVPs",
+                res.n_hvp,
+                t,
+                abs(res.trace - tr_exact) / abs(tr_exact),
+                f"{abs(res.trace - tr_exact) / res.standard_error:.1f} SE",
+            )
+        # matched budgets: every method spends exactly the same number of products
+        for budget in budgets:
+            c = Counter()
+            torch.manual_seed(seed)
+            samples = pyhessian_obj(model, x, y, c).trace(maxIter=budget, tol=-math.inf)
+            matched.setdefault((budget, "PyHessian Hutchinson (maxIter=B)"), []).append(
+                (c.n, abs(statistics.mean(samples) - tr_exact) / abs(tr_exact))
+            )
+            c = Counter()
+            r = he.hutch_plus_plus(he_operator(model, x, y, c), num_matvecs=budget, seed=seed)
+            matched.setdefault((budget, "h-eigenthings hutch_plus_plus"), []).append(
+                (c.n, abs(float(r.estimate) - tr_exact) / abs(tr_exact))
+            )
+            for method in methods:
+                res = hessian_trace(
+                    model,
+                    CE,
+                    (x, y),
+                    method=method,
+                    rtol=1e-12,
+                    max_hvp=budget,
+                    min_samples=2,
+                    seed=seed,
                 )
-                add(
-                    "trace",
-                    f"ours {method} at {at}",
-                    res.n_hvp,
-                    t,
-                    abs(res.trace - tr_exact) / abs(tr_exact),
-                    f"{abs(res.trace - tr_exact) / res.standard_error:.1f} SE",
+                matched.setdefault((budget, f"ours {method}"), []).append(
+                    (res.n_hvp, abs(res.trace - tr_exact) / abs(tr_exact))
                 )
+        model.zero_grad(set_to_none=True)
         if args.no_rtol_row:
             continue
         res, t = timed(lambda s=seed: hessian_trace(model, CE, (x, y), rtol=1e-2, seed=s))
@@ -451,6 +477,16 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
             )
         print(f"| {task:7s} | {method:38s} | {hvp:5.0f} | {secs:7.1f} | {err:>20s} | {note}")
 
+    if matched and args.matched_json:  # accumulate seeds over several runs
+        path = pathlib.Path(args.matched_json)
+        saved = json.loads(path.read_text()) if path.exists() else []
+        saved += [[b, m, h, e] for (b, m), vals in matched.items() for h, e in vals]
+        path.write_text(json.dumps(saved))
+        matched = {}
+        for b, m, h, e in saved:
+            matched.setdefault((b, m), []).append((h, e))
+    if matched:
+        print_matched(matched, len(next(iter(matched.values()))))
     if args.trace_only:
         return
 
@@ -466,6 +502,32 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
         f"wall {med(*ours5, 1) / med(*ph5, 1):.2f} (target <= 0.5); "
         f"HVP/gradient {cost[1][1] / grad_t:.2f} (target <= 2.5)"
     )
+
+
+def print_matched(matched: dict[tuple[int, str], list[tuple[int, float]]], seeds: int) -> None:
+    """The trace at matched budgets: median [max] relative error per budget and method, and
+    ours / the best peer (the lower of the two peers' median errors at that budget)."""
+    print(f"\nTrace at matched budgets, {seeds} seed(s): median [max] relative error")
+    print(
+        f"| {'budget':>6s} | {'method':38s} | {'HVPs':>5s} | {'rel. error':>20s} | ours/best peer"
+    )
+    for budget in sorted({b for b, _ in matched}):
+        peers = [
+            statistics.median(e for _, e in v)
+            for (b, m), v in matched.items()
+            if b == budget and not m.startswith("ours")
+        ]
+        best = min(peers) if peers else math.nan
+        for (b, method), vals in matched.items():
+            if b != budget:
+                continue
+            errs = [e for _, e in vals]
+            med = statistics.median(errs)
+            ratio = f"{med / best:.3f}" if method.startswith("ours") else ""
+            print(
+                f"| {b:6d} | {method:38s} | {statistics.median(h for h, _ in vals):5.0f} | "
+                f"{f'{med:.2e} [{max(errs):.1e}]':>20s} | {ratio}"
+            )
 
 
 def _he_first_moment(r) -> tuple[float, float]:
@@ -497,6 +559,17 @@ def main() -> None:
     )
     ap.add_argument(
         "--trace-methods", default="stratified,hutch++", help="our methods at the peers' budgets"
+    )
+    ap.add_argument(
+        "--trace-budgets",
+        default="30,99",
+        help="HVP budgets at which every trace method is compared ('' to skip)",
+    )
+    ap.add_argument("--trace-seed0", type=int, default=0, help="first seed of the trace rows")
+    ap.add_argument(
+        "--matched-json",
+        default="",
+        help="file that accumulates the matched-budget rows over runs (seeds split over runs)",
     )
     ap.add_argument("--no-rtol-row", action="store_true", help="skip ours with rtol=1e-2")
     ap.add_argument(
