@@ -7,11 +7,12 @@ and as populations (stacked parameters, :mod:`splinescope.train.population`), si
 
 Rows: the pool with one process per run (``--no-population``); the same sweep with
 populations (``jobs`` populations of 16/jobs side by side); one in-process population of K
-at ``jobs`` threads for K in ``--sizes``; and the floors: one separate training step
-(forward, backward, AdamW; one thread), the stacked forward+backward+AdamW per member and the
-stacked forward+backward alone per member (one thread, K = 16/jobs), and the matrix
-multiplies alone. Per-step times are per member (wall x jobs / (runs x steps) for the
-sweeps: core-milliseconds per member-step, what one step of one run costs the machine).
+at ``jobs`` threads for K in ``--sizes``. Their ms per member-step is wall x jobs /
+(members x steps): core-milliseconds per step of one run, everything included (process
+start, set-up, probes, checkpoints, summaries). Then the training step alone, one thread:
+a separate run's step (forward, backward, AdamW), the stacked step and the stacked
+forward+backward alone per member for K = 4, 8, 16, vmap(grad(functional_call)) for
+comparison, and the matrix multiplies of one member's step (the floor).
 
 ``--probes light`` (default): accuracy and weights on the default log:60 schedule; ``sweep``:
 the omnigrok-digits sweep's probes (LC on 200 points, PGD on 200 points, units), which cost
@@ -186,11 +187,10 @@ def main() -> None:
                     wall * args.jobs / (k * steps),
                 )
             )
-        floor = floors(configs, -(-n // args.jobs))
+        floor = {k: floors(configs, k) for k in (4, 8, 16)}
     finally:
         shutil.rmtree(root, ignore_errors=True)
     base_wall, base_step = rows[0][1], rows[0][2]
-    stacked_key = next(key for key in floor if key.startswith("stacked step"))
     print(
         f"{n} runs of grok-digits (MLP 64-200-200-10, batch 200), {steps} steps each, "
         f"probes {args.probes}, torch {torch.__version__}, {os.cpu_count()} cores"
@@ -198,13 +198,28 @@ def main() -> None:
     print(f"{'what':<52} {'wall s':>8} {'ms/member-step':>15} {'speedup':>8}")
     for label, wall, per in rows:
         print(f"{label:<52} {wall:8.1f} {per * 1e3:15.3f} {base_step / per:7.2f}x")
-    print("floors, one thread, ms per member-step (x jobs cores in parallel):")
-    for label, seconds in floor.items():
-        print(f"  {label:<50} {'':>8} {seconds * 1e3:15.3f} {base_step / seconds:7.2f}x")
-    training_floor = floor[stacked_key] * n * steps / args.jobs
     print(
-        f"  training alone at the stacked step, {n} members on {args.jobs} cores: "
-        f"{training_floor:.1f} s (speedup bound {base_wall / training_floor:.2f}x)"
+        "training step alone, one thread, ms per member-step (the pool and the populations "
+        f"run {args.jobs} such threads side by side):"
+    )
+    separate = floor[8]["separate step (fwd+bwd+AdamW)"]
+    for label in (
+        "separate step (fwd+bwd+AdamW)",
+        "matrix multiplies alone",
+    ):
+        print(
+            f"  {label:<50} {'':>8} {floor[8][label] * 1e3:15.3f} {separate / floor[8][label]:7.2f}x"
+        )
+    for k, row in floor.items():
+        for label, seconds in row.items():
+            if f"K={k}" in label:
+                print(f"  {label:<50} {'':>8} {seconds * 1e3:15.3f} {separate / seconds:7.2f}x")
+    half = -(-n // args.jobs) if -(-n // args.jobs) in floor else 8
+    stacked = floor[half][f"stacked step (fwd+bwd+AdamW), K={half}"]
+    print(
+        f"  {n} x {steps} member-steps at the stacked step on {args.jobs} cores: "
+        f"{stacked * n * steps / args.jobs:.1f} s of the populations' {rows[1][1]:.1f} s wall; "
+        f"separate steps: {separate * n * steps / args.jobs:.1f} s of the pool's {base_wall:.1f} s"
     )
 
 

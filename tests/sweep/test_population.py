@@ -169,3 +169,22 @@ def test_parse_spec_accepts_population_in_toml_tables():
         {"name": "x", "base": "grok-digits", "population": False, "set": TINY_SET, "seeds": [0]}
     )
     assert spec.population is False
+
+
+def test_the_cli_flag_turns_populations_off(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import splinescope.sweep.commands as commands
+    from splinescope.cli import app
+
+    seen = {}
+
+    def fake_run_sweep(spec, runs_dir, **kwargs):
+        seen.update(kwargs)
+        raise SplinescopeError("stop here")
+
+    monkeypatch.setattr(commands, "run_sweep", fake_run_sweep)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    for flags, want in (([], None), (["--no-population"], False)):
+        result = runner.invoke(app, ["sweep", "omnigrok-digits", "-d", str(tmp_path), *flags])
+        assert "stop here" in result.output and seen["population"] is want
