@@ -1,6 +1,7 @@
 """Local complexity: naive published algorithm vs splinescope vs the bare forward pass.
 
-Run:  .venv/bin/python benchmarks/bench_local_complexity.py [--repeats 3] [--workloads W1 W2]
+Run:  .venv/bin/python benchmarks/bench_local_complexity.py [--repeats 3] [--workloads W1-r1 W1-r0.05 W2]
+          [--baseline-src DIR] [--preset-probes]
 
 Workloads (issue #2):
   W1  MLP 784-200-200-200-200-10 ReLU, 1024 points uniform in [0,1]^784, 50 vertices, r = 1.0 and 0.05
@@ -12,10 +13,27 @@ Variants, each timed in its own subprocess (so peak RSS is its own):
                hull built per 32-point batch, hooks keep every layer's activations of the batch,
                then signs are compared (the published batch size is 32 points).
   (b) ours   — splinescope.local_complexity with its defaults (same layers as (a)).
+  (b0) before — the same call on another source tree (``--baseline-src DIR``: DIR/src is put
+               first on the path; e.g. ``git archive <commit> src | tar -x -C DIR``).
   (c) floor  — the bare eager forward pass of all hull vertices (hull prebuilt, nothing measured),
                at the batch size (b) chose.
   (c') floor-nhwc — W2 only: the same with the hull in channels-last layout (what (b) uses on CPU
-               for conv nets; oneDNN convolutions and max-pool run faster in it).
+               for conv nets; oneDNN convolutions and max-pool run faster in it). W2's ratios
+               are taken against (c').
+The last table puts ours/floor (and before/floor) of every workload side by side.
+
+How (b) gets below the forward floor on W1: on a shared frame the first affine layer is
+computed once per centre (W x + b) and once per direction (r·W u_k) — N + V/2 rows instead of
+N·V — and its units are counted from those alone (cut iff the sign of fl(c ± f_k) is not
+constant: |c| ≤ max_k |f_k|, except c = max_k |f_k| = 0; bit-identical to the vertex test,
+tests/nn/test_states.py). Deeper layers run on the vertices fl(c ± f_k), with ReLUs in place
+and Linear outputs written into buffers reused from batch to batch (no page faults); the last
+layer's ReLU is not run. ``torch.compile`` was tried for the fused cut test + ReLU and is not
+used: no faster than eager amin/amax + clamp_ on this CPU, and 12 s to compile.
+
+``--preset-probes`` times one probe step of the ``lc-phases-mnist`` preset's LC probes
+(3 radii x train/test/random x 1,000 points, every Linear output, 50 vertices), first call
+and steady state, for ours (and before).
 Peak extra memory = peak RSS during the run minus RSS before it. Timings: min over repeats.
 """
 
@@ -23,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -135,7 +154,7 @@ def child(variant: str, workload: str, n_points: int) -> dict:
                 ]
             )
             total = float(result.sum(1).double().mean())
-        elif variant == "ours":
+        elif variant in ("ours", "before"):
             result = splinescope.local_complexity(
                 model, points, radius=radius, n_vertices=n_vertices, layers=glob
             )
@@ -157,7 +176,39 @@ def child(variant: str, workload: str, n_points: int) -> dict:
     }
 
 
+BASELINE_SRC: str | None = None
+
+
+def preset_child() -> dict:
+    """One probe step of the lc-phases-mnist preset's LC probes: first call, then steady."""
+    from splinescope.monitor import ProbeContext
+    from splinescope.monitor.probes import LocalComplexityProbe
+    from splinescope.presets import preset_config
+    from splinescope.train.build import load_data, make_model, make_probes
+
+    config = preset_config("lc-phases-mnist")
+    data = load_data(config)
+    torch.manual_seed(config.seed)
+    model = make_model(config, data)
+    probes = [p for p, _ in make_probes(config) if isinstance(p, LocalComplexityProbe)]
+    context = ProbeContext.from_data(data, n_random=config.n_random, seed=config.seed)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for probe in probes:
+            probe.compute(model, context)
+        times.append(time.perf_counter() - start)
+    return {
+        "first": times[0],
+        "steady": min(times[1:]),
+        "probes": [f"{p.radius}:{'/'.join(p.splits)}x{p.n_points}" for p in probes],
+    }
+
+
 def run_child(variant: str, workload: str, n_points: int) -> dict:
+    env = dict(os.environ)
+    if variant == "before":
+        env["PYTHONPATH"] = str(Path(BASELINE_SRC) / "src") + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run(
         [
             sys.executable,
@@ -172,15 +223,15 @@ def run_child(variant: str, workload: str, n_points: int) -> dict:
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def variants(workload: str) -> tuple[str, ...]:
     """(c') is the floor with NHWC input, the layout splinescope picks for conv nets on CPU."""
-    return (
-        ("naive", "ours", "floor", "floor-nhwc") if workload == "W2" else ("naive", "ours", "floor")
-    )
+    names = ["naive", "ours", "floor"] + (["floor-nhwc"] if workload == "W2" else [])
+    return tuple(names + (["before"] if BASELINE_SRC else []))
 
 
 def main() -> None:
@@ -190,14 +241,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workloads", nargs="+", default=["W1-r1", "W1-r0.05", "W2"])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--baseline-src", help="a source tree to time as (b0) before")
+    parser.add_argument("--preset-probes", action="store_true", help="time lc-phases-mnist's LC")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global THREADS
+    global THREADS, BASELINE_SRC
     THREADS = args.threads
+    BASELINE_SRC = args.baseline_src
     torch.set_num_threads(args.threads)
     if args.child:
         variant, workload, n = args.child
-        print(json.dumps(child(variant, workload, int(n))))
+        result = preset_child() if workload == "preset" else child(variant, workload, int(n))
+        print(json.dumps(result))
         return
     sizes = {"W1-r1": 1024, "W1-r0.05": 1024, "W2": 256}
     print(
@@ -229,6 +284,27 @@ def main() -> None:
         if "floor-nhwc" in best:
             print(
                 f"{workload:10} (b)/(c') = {b / best['floor-nhwc']['seconds']:.2f} against the NHWC floor"
+            )
+    print("\nours/floor side by side (W2 against the NHWC floor; before = --baseline-src)")
+    print(
+        f"{'workload':10} {'radius':>6} {'ours/floor':>10} {'before/floor':>12} {'naive/ours':>10}"
+    )
+    for workload, best in rows.items():
+        floor = best["floor-nhwc" if "floor-nhwc" in best else "floor"]["seconds"]
+        radius = setup(workload, 1)[2]
+        before = best["before"]["seconds"] / floor if "before" in best else float("nan")
+        print(
+            f"{workload:10} {radius:6g} {best['ours']['seconds'] / floor:10.2f} {before:12.2f} "
+            f"{best['naive']['seconds'] / best['ours']['seconds']:10.2f}"
+        )
+    if args.preset_probes:
+        print(
+            "\nlc-phases-mnist LC probes, seconds per probe step (3 radii x 3 sets x 1000 points)"
+        )
+        for variant in ("ours", "before") if BASELINE_SRC else ("ours",):
+            r = run_child(variant, "preset", 0)
+            print(
+                f"  {variant:6} first call {r['first']:.2f} s, steady {r['steady']:.2f} s  {r['probes']}"
             )
     if "W1-r1" in args.workloads:
         big = run_child("ours", "W1-r1", 8192)
