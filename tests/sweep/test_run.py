@@ -215,7 +215,7 @@ def test_a_killed_worker_is_a_failed_attempt_retried_from_its_checkpoint(tmp_pat
     events = []
     result = run_sweep(
         spec, runs_dir, backend="pool", jobs=2, on_event=events.append, population=False
-    )  # one run per worker (tests/sweep/test_population.py kills a population's worker)
+    )  # one run per worker (tests/sweep/test_sweep_population.py kills a population's worker)
     thread.join(timeout=5)
     assert result.counts == {"finished": 4}
     kinds = {(e.kind, e.point) for e in events}
