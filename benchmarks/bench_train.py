@@ -16,7 +16,8 @@ AdamW lr 1e-3 wd 0.01, MSE on one-hot targets, batches of 200 of the 1,000 digit
   alternate, ``--repeats`` times each; min and median; ratio A/B (target ≤ 1.05). The losses
   A reports every 100 steps must equal B's bit for bit (asserted: the same work was done).
 - ``wall``: whole-command wall time: ``splinescope run grok-digits --set probes=[] --quiet``
-  against ``python bench_train.py --hand N`` (imports, data, the loop), alternating.
+  against ``python bench_train.py --hand N`` (imports, data, the loop with A's fused AdamW),
+  alternating.
 - ``options``: variants of B: AdamW's for-loop (PyTorch's CPU default) / foreach / fused
   implementation, one-hot targets built per step vs once, 1 vs 2 threads, batches indexed from
   the preloaded tensor vs a DataLoader over the same batches, ``torch.compile`` of the
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hand", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.hand is not None:  # the whole-command baseline: a plain script's work
-        hand_loop(args.hand)
+        hand_loop(args.hand, adamw=FRAMEWORK_ADAMW)
         return
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     if "loop" in sections:
         section_loop(args.steps, args.repeats)
     if "wall" in sections:
-        section_wall(args.wall_steps, max(2, args.repeats - 1))
+        section_wall(args.wall_steps, min(3, max(2, args.repeats - 1)))
     if "options" in sections:
         names = args.options.split(",") if args.options else None
         section_options(args.steps, max(2, args.repeats - 1), names)
