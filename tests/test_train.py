@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import math
 
@@ -355,3 +356,36 @@ def test_fused_adamw_follows_the_per_tensor_loop_within_rounding():
     # scale (about 1 ulp of float32 per step); longer runs drift apart as any reordering does
     for a, b in zip(*runs):
         assert float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
+
+
+def test_an_optimizer_restored_from_a_per_tensor_state_keeps_stepping_per_tensor():
+    from torch import nn
+
+    from splinescope.train import make_optimizer
+
+    def trained(optimizer_of):
+        torch.manual_seed(3)
+        model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+        optimizer = optimizer_of(model)
+        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(4))
+        for _ in range(3):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+        return model, optimizer
+
+    config = TrainConfig()
+    # a checkpoint written before fused Adam(W): a per-tensor state, restored by the new code
+    old_model, old = trained(lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3))
+    new_model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    new_model.load_state_dict(old_model.state_dict())
+    restored = make_optimizer(config, new_model)
+    restored.load_state_dict(copy.deepcopy(old.state_dict()))  # as from a file
+    assert not restored.param_groups[0]["fused"]
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(5))
+    for model, optimizer in ((old_model, old), (new_model, restored)):
+        optimizer.zero_grad()
+        model(x).square().mean().backward()
+        optimizer.step()
+    for a, b in zip(old_model.parameters(), new_model.parameters()):
+        assert torch.equal(a, b)  # the run continues exactly as it began
