@@ -40,7 +40,10 @@ def test_report_of_one_run_by_name_shows_the_store_numbers(runs_dir, tmp_path):
 
 def test_report_of_several_runs_by_id_prefix_and_name_dedupes(runs_dir, tmp_path):
     run_id = resolve_run(runs_dir, "grok-digits")
-    out = report_command([run_id[:10], "grok-digits-live", run_id], runs_dir, tmp_path / "two.html")
+    # Ids are 8 hex digits of seconds + 4 random: runs made in one second share 8 or more.
+    others = [i for i in load_runs(runs_dir)["run_id"] if i != run_id]
+    n = next(n for n in range(9, len(run_id)) if not any(o.startswith(run_id[:n]) for o in others))
+    out = report_command([run_id[:n], "grok-digits-live", run_id], runs_dir, tmp_path / "two.html")
     page = out.read_text(encoding="utf-8")
     assert "<h1>splinescope report: 2 runs</h1>" in page and "<h2>Comparison</h2>" in page
     live_id = resolve_run(runs_dir, "grok-digits-live")
