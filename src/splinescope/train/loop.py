@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from splinescope.errors import SplinescopeError
 from splinescope.monitor.monitor import Monitor
@@ -118,6 +119,52 @@ def stopped_before_any_step(row: dict[str, Any]) -> bool:
     return last is None or str(last) == "<NA>" or int(last) <= 0
 
 
+def resumable_run(runs_dir: Path, run: str) -> tuple[dict[str, Any], TrainConfig]:
+    """The stored row and config of run ``run``; SplinescopeError unless it can be resumed
+    (interrupted or crashed)."""
+    from splinescope.store import get_run
+
+    row = get_run(runs_dir, run)
+    if row["status"] not in ("interrupted", "crashed"):
+        raise SplinescopeError(
+            f"--resume: run {row['run_id']} is {row['status']}; only interrupted or crashed "
+            "runs can be resumed"
+        )
+    return row, TrainConfig.from_dict(row["config"])
+
+
+def open_run(
+    store: Any,
+    runs_dir: Path,
+    config: TrainConfig,
+    device: torch.device,
+    row: dict[str, Any] | None,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sampler: Any,
+) -> tuple[str, int, dict[str, Any] | None]:
+    """Create the run (``row`` None) or reopen the stored one, loading its checkpoint into
+    ``model``, ``optimizer`` and ``sampler``; returns ``(run_id, first step, monitor state)``."""
+    if row is None:
+        run_id = store.create_run(
+            config.name, config.to_dict(), seed=config.seed, device=str(device)
+        )
+        return run_id, 0, None
+    run_id, start, monitor_state = row["run_id"], 0, None
+    saved = checkpoint_path(runs_dir, run_id)
+    if saved.exists() or not stopped_before_any_step(row):
+        step, sampler_state, monitor_state = load_checkpoint(
+            saved, model=model, optimizer=optimizer
+        )
+        sampler.load_state_dict(sampler_state)
+        start = step + 1
+    # else: stopped before its first checkpoint (a signal during setup or step 0): nothing was
+    # trained, so the run starts again from step 0, under its id
+    store.set_status(run_id, "running")
+    return run_id, start, monitor_state
+
+
 def train(
     config: TrainConfig | None,
     *,
@@ -175,20 +222,15 @@ def _train(
     on_start: Callable[[str], None] | None,
     stops: StopRequests,
 ) -> TrainResult:
-    from splinescope.store import RunStore, get_run
+    from splinescope.store import RunStore
 
     runs_dir = check_runs_dir(runs_dir)
     store = RunStore(runs_dir)
     try:
+        row = None
         if resume is not None:
-            row = get_run(runs_dir, resume)
+            row, config = resumable_run(runs_dir, resume)
             run_id = row["run_id"]
-            config = TrainConfig.from_dict(row["config"])
-            if row["status"] not in ("interrupted", "crashed"):
-                raise SplinescopeError(
-                    f"--resume: run {run_id} is {row['status']}; only interrupted or crashed "
-                    "runs can be resumed"
-                )
         torch.manual_seed(config.seed)
         data = load_data(config)
         device = torch.device(config.device)
@@ -208,23 +250,9 @@ def _train(
             data, loss_fn=loss_fn, n_random=config.n_random, seed=config.seed, device=device
         )
         probes = make_probes(config)
-        start = 0
-        monitor_state = None
-        if resume is not None:
-            saved = checkpoint_path(runs_dir, run_id)
-            if saved.exists() or not stopped_before_any_step(row):
-                step, sampler_state, monitor_state = load_checkpoint(
-                    saved, model=model, optimizer=optimizer
-                )
-                sampler.load_state_dict(sampler_state)
-                start = step + 1
-            # else: stopped before its first checkpoint (a signal during setup or step 0):
-            # nothing was trained, so the run starts again from step 0, under its id
-            store.set_status(run_id, "running")
-        else:
-            run_id = store.create_run(
-                config.name, config.to_dict(), seed=config.seed, device=str(device)
-            )
+        run_id, start, monitor_state = open_run(
+            store, runs_dir, config, device, row, model=model, optimizer=optimizer, sampler=sampler
+        )
         if on_start is not None:
             on_start(run_id)  # at once, so a caller that tracks runs never loses this one
         monitor = Monitor(

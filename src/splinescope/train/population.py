@@ -41,7 +41,6 @@ from splinescope.monitor.monitor import Monitor
 from splinescope.monitor.probe import ProbeContext
 from splinescope.store.checkpoints import (
     checkpoint_path,
-    load_checkpoint,
     save_checkpoint,
     save_snapshot,
     save_snapshot_spec,
@@ -64,7 +63,8 @@ from splinescope.train.loop import (
     TrainResult,
     _summarise,
     check_runs_dir,
-    stopped_before_any_step,
+    open_run,
+    resumable_run,
 )
 from splinescope.train.signals import Interrupted, StopRequests
 
@@ -369,18 +369,9 @@ def _setup_member(
 ) -> _Member:
     """Everything a separate run builds before its first step, in the same order and from
     the same global RNG stream (``torch.manual_seed(seed)`` first)."""
-    from splinescope.store import get_run
-
     row = None
     if resume is not None:
-        row = get_run(runs_dir, resume)
-        run_id = row["run_id"]
-        config = TrainConfig.from_dict(row["config"])
-        if row["status"] not in ("interrupted", "crashed"):
-            raise SplinescopeError(
-                f"--resume: run {run_id} is {row['status']}; only interrupted or crashed "
-                "runs can be resumed"
-            )
+        row, config = resumable_run(runs_dir, resume)
     torch.manual_seed(config.seed)
     data = load_data(config)
     device = torch.device(config.device)
@@ -392,21 +383,9 @@ def _setup_member(
         data, loss_fn=loss_fn, n_random=config.n_random, seed=config.seed, device=device
     )
     probes = make_probes(config)
-    start = 0
-    monitor_state = None
-    if resume is not None:
-        saved = checkpoint_path(runs_dir, run_id)
-        if saved.exists() or not stopped_before_any_step(row):
-            step, sampler_state, monitor_state = load_checkpoint(
-                saved, model=model, optimizer=optimizer
-            )
-            sampler.load_state_dict(sampler_state)
-            start = step + 1
-        store.set_status(run_id, "running")
-    else:
-        run_id = store.create_run(
-            config.name, config.to_dict(), seed=config.seed, device=str(device)
-        )
+    run_id, start, monitor_state = open_run(
+        store, runs_dir, config, device, row, model=model, optimizer=optimizer, sampler=sampler
+    )
     if on_start is not None:
         on_start(index, run_id)
     monitor = Monitor(
