@@ -103,7 +103,9 @@ def sweep_table(runs_dir: str | os.PathLike, sweep: str) -> SweepTable:
 
     record = load_sweep(runs_dir, sweep)
     rows, values, status = [], {}, {}
-    labels: dict[str, str] = {k: label for k, (label, _) in PHENOMENA.items()} | dict(DERIVED)
+    labels: dict[str, str] = {
+        k: f"{label} step" if is_step else label for k, (label, is_step) in PHENOMENA.items()
+    } | dict(DERIVED)
     scalar_labels: dict[tuple[str, str], str] = {}
     for p in record.points.itertuples(index=False):
         rows.append(
