@@ -64,12 +64,8 @@ def floors(configs, k: int, repeat: int = 40) -> dict[str, float]:
     """Seconds per member-step on one thread: a separate run's step, the stacked step, the
     stacked forward+backward alone, and the bare matrix multiplies of one member's step."""
     from splinescope.train import BatchSampler, load_data, make_loss, make_model, make_optimizer
-    from splinescope.train.population import (
-        StackedAdamW,
-        StackedMLP,
-        batch_loss,
-        forward_backward,
-    )
+    from splinescope.train.build import BatchLoss
+    from splinescope.train.population import StackedAdamW, StackedMLP, forward_backward
 
     threads = torch.get_num_threads()
     set_threads(1)
@@ -97,11 +93,11 @@ def floors(configs, k: int, repeat: int = 40) -> dict[str, float]:
         adam = StackedAdamW(stack.params, lr=[1e-3] * k, weight_decay=[0.01] * k, fused=fused)
         samplers = [BatchSampler(data.n_train, configs[0].batch_size, seed=s) for s in range(k)]
 
-        loss, targets = batch_loss(configs[0].loss, y, data.n_classes, torch.float32)
+        batch_loss = BatchLoss(configs[0].loss, y)
 
         def fwd_bwd() -> None:
             index = torch.stack([s.next() for s in samplers])
-            forward_backward(stack, x[index], targets[index], loss)
+            forward_backward(stack, x[index], index, batch_loss)
 
         def stacked() -> None:
             fwd_bwd()

@@ -47,6 +47,7 @@ from splinescope.store.checkpoints import (
     snapshot_path,
 )
 from splinescope.train.build import (
+    BatchLoss,
     BatchSampler,
     data_spec,
     load_data,
@@ -574,7 +575,7 @@ def _train_group(
     data = group[0].data
     device = torch.device(config.device)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    loss_fn, targets = batch_loss(config.loss, y_train, data.n_classes, stack.params[0].dtype)
+    batch_loss = BatchLoss(config.loss, y_train)
     start = group[0].start
     step = start - 1
     for m in group:
@@ -586,7 +587,7 @@ def _train_group(
         found: dict[int, Divergence | None] = {}
         if step > 0:
             index = torch.stack([m.sampler.next() for m in group])
-            values = forward_backward(stack, x_train[index], targets[index], loss_fn)
+            values = forward_backward(stack, x_train[index], index, batch_loss)
             adam.step()
             norms = _member_norms(stack.params)
             for m in live:
@@ -640,31 +641,20 @@ def _train_group(
 
 
 def forward_backward(
-    stack: StackedMLP, x: torch.Tensor, target: torch.Tensor, loss_fn: Callable
+    stack: StackedMLP, x: torch.Tensor, index: torch.Tensor, batch_loss: BatchLoss
 ) -> list[float]:
-    """Each member's loss on its batch (``x [K, B, *input_shape]``, ``target [K, B, ...]``)
-    as Python floats, with the gradients in the stacked parameters' ``.grad``."""
+    """Each member's loss on its batch (``x [K, B, *input_shape]``, ``index [K, B]`` into the
+    training set that ``batch_loss`` holds the labels of) as Python floats, with the gradients
+    in the stacked parameters' ``.grad``."""
     logits = stack.forward(x)
     losses = torch.stack(
-        [loss_fn(lg, t) for lg, t in zip(logits.unbind(0), target.unbind(0), strict=True)]
+        [batch_loss(lg, i) for lg, i in zip(logits.unbind(0), index.unbind(0), strict=True)]
     )
     values = losses.tolist()
     for p in stack.params:
         p.grad = None
     losses.sum().backward()  # d(sum)/d(member loss) = 1: each member's own gradient
     return values
-
-
-def batch_loss(
-    name: str, labels: torch.Tensor, n_classes: int, dtype: torch.dtype
-) -> tuple[Callable, torch.Tensor]:
-    """``(loss_fn(logits, target), targets [N, ...])`` equal to ``make_loss(name)(logits,
-    labels[index])`` bit for bit: MSE's one-hot targets are made once (``one_hot`` then the
-    cast, as :func:`~splinescope.train.build.mse_onehot` does), not at every step."""
-    fn = make_loss(name)
-    if name != "mse":
-        return fn, labels
-    return torch.nn.functional.mse_loss, torch.nn.functional.one_hot(labels, n_classes).to(dtype)
 
 
 def _member_norms(params: Sequence[torch.Tensor]) -> list[float]:
